@@ -1,0 +1,280 @@
+"""StudySet: the one immutable, column-oriented container that flows between pipeline steps."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["StudySet"]
+
+# Fields holding one entry per study, in the order the pipeline fills them.
+PER_STUDY_FIELDS = (
+    "ids",
+    "reports",
+    "attention",
+    "patch_features",
+    "token_attention",
+    "token_offsets",
+    "keep_mask",
+    "visual_graphs",
+    "report_graphs",
+    "graphs",
+    "errors",
+)
+
+
+def _graph_nbytes(graph: Any) -> int:
+    total = 0
+    for _, value in graph:
+        if hasattr(value, "element_size") and hasattr(value, "numel"):
+            total += value.element_size() * value.numel()
+        elif isinstance(value, np.ndarray):
+            total += value.nbytes
+    return total
+
+
+def _field_nbytes(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return sum(_field_nbytes(v) for v in value)
+        return int(value.nbytes)
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, (list, tuple)):
+        return sum(_field_nbytes(v) for v in value)
+    if hasattr(value, "edge_index") or hasattr(value, "x"):
+        return _graph_nbytes(value)
+    return 0
+
+
+@dataclasses.dataclass(frozen=True, repr=False, eq=False)
+class StudySet:
+    """An immutable record of ``n`` studies as they move through the NEURAL pipeline.
+
+    Every pipeline step returns a new StudySet with its own fields added (see
+    :meth:`replace`); inputs are never modified, so cached pipeline steps stay valid.
+    Fields that no step has produced yet are ``None``.
+
+    Parameters
+    ----------
+    ids : array-like of shape (n,), default=None
+        Study identifiers. Defaults to ``0..n-1``.
+    reports : list of str, default=None
+        The report text each study was scored with (given or generated).
+    attention : ndarray of shape (n, P), float32, default=None
+        One importance score per image patch; each row sums to 1.
+    patch_features : ndarray of shape (n, P, d), default=None
+        Encoder features of every patch (float32 or float16).
+    token_attention : list of ndarray of shape (T_i, P), default=None
+        Per-token attention over patches, for grounded fusion.
+    token_offsets : list of ndarray of shape (T_i, 2), default=None
+        Character offsets ``[start, end)`` of each token in ``reports[i]``.
+    keep_mask : ndarray of shape (n, P), bool, default=None
+        Patches kept by the pruner.
+    visual_graphs, report_graphs, graphs : list of torch_geometric.data.Data, default=None
+        Per-study graphs: kept patches, report findings, and the fused graph.
+    errors : list of (str or None), default=None
+        Why a study could not be processed (``None`` where it was), for steps that
+        offer ``on_error="skip"``.
+    grid_shape : tuple of int (h, w), default=None
+        Shape of the patch grid; ``h * w == P``.
+    info : dict, default=None
+        Identity of the model that produced the scores (preset, image size, hash...),
+        so features from different encoders are never mixed by accident.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neural_sk import StudySet
+    >>> s = StudySet(reports=["no acute findings", "right lower lobe consolidation"],
+    ...              attention=np.full((2, 4), 0.25, dtype=np.float32), grid_shape=(2, 2))
+    >>> len(s)
+    2
+    >>> s[[1]].reports
+    ['right lower lobe consolidation']
+    >>> s[np.array([True, False])].ids
+    array([0])
+    """
+
+    ids: Any = None
+    reports: Any = None
+    attention: Any = None
+    patch_features: Any = None
+    token_attention: Any = None
+    token_offsets: Any = None
+    keep_mask: Any = None
+    visual_graphs: Any = None
+    report_graphs: Any = None
+    graphs: Any = None
+    errors: Any = None
+    grid_shape: Any = None
+    info: Any = None
+
+    def __post_init__(self) -> None:
+        lengths = {
+            name: len(getattr(self, name))
+            for name in PER_STUDY_FIELDS
+            if getattr(self, name) is not None
+        }
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"StudySet fields disagree on the number of studies: {lengths}")
+        n = next(iter(lengths.values()), 0)
+        ids = np.arange(n) if self.ids is None else np.asarray(self.ids)
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be 1-D, got shape {ids.shape}")
+        object.__setattr__(self, "ids", ids)
+        for name in ("reports", "token_attention", "token_offsets", "visual_graphs",
+                     "report_graphs", "graphs", "errors"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, list):
+                object.__setattr__(self, name, list(value))
+        if self.attention is not None:
+            att = np.asarray(self.attention)
+            if att.ndim != 2:
+                raise ValueError(f"attention must be 2-D (n, P), got shape {att.shape}")
+            object.__setattr__(self, "attention", att)
+        if self.grid_shape is not None:
+            grid = tuple(int(v) for v in self.grid_shape)
+            object.__setattr__(self, "grid_shape", grid)
+            n_patches = grid[0] * grid[1]
+            for name in ("attention", "keep_mask", "patch_features"):
+                value = getattr(self, name)
+                if value is not None and value.shape[1] != n_patches:
+                    raise ValueError(
+                        f"{name} has {value.shape[1]} patches but grid_shape {grid} "
+                        f"has {n_patches}"
+                    )
+        if self.info is not None:
+            object.__setattr__(self, "info", dict(self.info))
+
+    # -- size and selection --------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def shape(self) -> tuple[int]:
+        """``(n,)``, so scikit-learn's cross-validation can index a StudySet."""
+        return (len(self),)
+
+    @property
+    def n_patches(self) -> int | None:
+        """Number of patches per study (``P``), or None before scoring."""
+        return None if self.grid_shape is None else self.grid_shape[0] * self.grid_shape[1]
+
+    def __getitem__(self, key: Any) -> StudySet:
+        if isinstance(key, tuple):  # sklearn's _safe_indexing uses X[key, ...]
+            if len(key) == 2 and key[1] is Ellipsis:
+                key = key[0]
+            else:
+                raise IndexError("StudySet supports one index: int array, slice or mask")
+        n = len(self)
+        if isinstance(key, slice):
+            index = np.arange(n)[key]
+        elif isinstance(key, (int, np.integer)):
+            if not -n <= key < n:
+                raise IndexError(f"study {key} is out of range for {n} studies")
+            index = np.array([key % n])
+        else:
+            key = np.asarray(key)
+            if key.dtype == bool:
+                if key.shape != (n,):
+                    raise IndexError(f"boolean mask of shape {key.shape} for {n} studies")
+                index = np.flatnonzero(key)
+            elif key.size == 0:
+                index = np.zeros(0, dtype=int)
+            elif np.issubdtype(key.dtype, np.integer):
+                index = key.ravel()
+                if index.min() < -n or index.max() >= n:
+                    raise IndexError(f"index out of range for {n} studies")
+            else:
+                raise IndexError(
+                    f"StudySet indices must be integers, a slice or a boolean mask, got {key.dtype}"
+                )
+        fields = {}
+        for name in PER_STUDY_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, np.ndarray):
+                fields[name] = value[index]
+            else:
+                fields[name] = [value[i] for i in index]
+        return dataclasses.replace(self, **fields)
+
+    def replace(self, **fields: Any) -> StudySet:
+        """Return a new StudySet with ``fields`` set; this one is left unchanged."""
+        unknown = set(fields) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown StudySet fields: {sorted(unknown)}")
+        return dataclasses.replace(self, **fields)
+
+    @property
+    def fields(self) -> list[str]:
+        """Names of the fields that are filled."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+
+    def nbytes_by_field(self) -> dict[str, int]:
+        """Bytes held by each filled per-study field (graphs count their tensors)."""
+        return {
+            name: _field_nbytes(getattr(self, name))
+            for name in PER_STUDY_FIELDS
+            if getattr(self, name) is not None
+        }
+
+    @property
+    def nbytes(self) -> int:
+        """Total bytes held by the per-study fields."""
+        return sum(self.nbytes_by_field().values())
+
+    def __repr__(self) -> str:
+        parts = [f"n={len(self)}"]
+        if self.grid_shape is not None:
+            parts.append(f"grid={self.grid_shape[0]}x{self.grid_shape[1]}")
+        for name in PER_STUDY_FIELDS[1:]:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, np.ndarray):
+                shape = "x".join(str(s) for s in value.shape)
+                parts.append(f"{name}[{shape} {value.dtype}]")
+            else:
+                parts.append(f"{name}[{len(value)}]")
+        parts.append(f"nbytes={_human_bytes(self.nbytes)}")
+        return "StudySet(" + ", ".join(parts) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def concat_study_sets(parts: Sequence[StudySet]) -> StudySet:
+    """Join StudySets with the same filled fields and grid into one, in order."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    first = parts[0]
+    fields: dict[str, Any] = {}
+    for name in PER_STUDY_FIELDS:
+        values = [getattr(p, name) for p in parts]
+        if all(v is None for v in values):
+            continue
+        if any(v is None for v in values):
+            raise ValueError(f"field {name!r} is filled in some parts and not others")
+        if isinstance(values[0], np.ndarray):
+            fields[name] = np.concatenate(values)
+        else:
+            fields[name] = [item for v in values for item in v]
+    return dataclasses.replace(first, **fields)
