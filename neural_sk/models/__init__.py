@@ -1,0 +1,1 @@
+"""torch modules, free of scikit-learn: encoders, the vision-language model, GNN stacks."""
