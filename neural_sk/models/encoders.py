@@ -199,7 +199,9 @@ class EfficientNetLiteEncoder(VisionEncoder):
         """ImageNet class logits of the full pretrained network (a sanity check only)."""
         if self._imagenet is None:
             raise RuntimeError("the full ImageNet network is only kept on a freshly built encoder")
-        return self._imagenet(pixels)
+        self._imagenet.eval()
+        with torch.no_grad():
+            return self._imagenet(pixels)
 
 
 class HFEncoder(VisionEncoder):
