@@ -1,0 +1,215 @@
+"""Plotting: the figures draw what they claim, and the pixel helpers are exact."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from torch_geometric.data import Data  # noqa: E402
+
+from neural_sk.metrics import patch_lesion_masks  # noqa: E402
+from neural_sk.plotting import (  # noqa: E402
+    extract_tiles,
+    plot_attention_overlay,
+    plot_graph,
+    plot_localization,
+    plot_rate_accuracy,
+    prune_image,
+    rebuild_sparse_image,
+    show_pruned,
+    upsample_patch_scores,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def study():
+    """A 37 x 50 image (not divisible by its 4 x 6 grid) with a few kept patches."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(1, 256, (37, 50), dtype=np.uint8)  # no zero pixel: blanks are visible
+    keep = np.zeros(24, dtype=bool)
+    keep[[0, 7, 13, 23]] = True
+    return image, keep, (4, 6)
+
+
+def _cell_slices(image_shape, grid, p):
+    H, W = image_shape
+    h, w = grid
+    r, c = divmod(p, w)
+    return (slice(r * H // h, (r + 1) * H // h), slice(c * W // w, (c + 1) * W // w))
+
+
+# -- pure helpers ----------------------------------------------------------------------
+def test_upsample_nearest_agrees_with_patch_lesion_masks():
+    grid, shape = (5, 7), (23, 31)
+    for p in range(35):
+        onehot = np.zeros(35)
+        onehot[p] = 1
+        pixels = upsample_patch_scores(onehot, grid, shape) > 0.5
+        back = patch_lesion_masks(pixels[None], grid)[0]
+        assert np.flatnonzero(back).tolist() == [p]
+
+
+def test_upsample_bilinear_is_smooth_and_bounded():
+    scores = np.arange(16, dtype=float)
+    up = upsample_patch_scores(scores, (4, 4), (32, 32), mode="bilinear")
+    assert up.shape == (32, 32)
+    assert up.min() >= scores.min() and up.max() <= scores.max()
+    assert np.all(np.diff(up, axis=1) >= 0)  # scores grow along each row
+    with pytest.raises(ValueError, match="mode"):
+        upsample_patch_scores(scores, (4, 4), (8, 8), mode="cubic")
+
+
+def test_prune_image_blanks_exactly_the_other_cells(study):
+    image, keep, grid = study
+    pruned = prune_image(image, keep, grid)
+    for p in range(24):
+        cell = _cell_slices(image.shape, grid, p)
+        if keep[p]:
+            np.testing.assert_array_equal(pruned[cell], image[cell])
+        else:
+            assert (pruned[cell] == 0).all(), f"patch {p} should be blanked"
+
+
+def test_tiles_round_trip(study):
+    image, keep, grid = study
+    tiles, index = extract_tiles(image, keep, grid)
+    assert tiles.shape == (4, 10, 9)  # largest cell: ceil(37/4) x ceil(50/6)
+    np.testing.assert_array_equal(index, np.flatnonzero(keep))
+    rebuilt = rebuild_sparse_image(tiles, index, grid, image.shape)
+    np.testing.assert_array_equal(rebuilt, prune_image(image, keep, grid))
+    assert rebuilt.dtype == image.dtype
+    # all patches -> the original image exactly
+    all_tiles, all_index = extract_tiles(image, np.arange(24), grid)
+    rebuilt_all = rebuild_sparse_image(all_tiles, all_index, grid, image.shape)
+    np.testing.assert_array_equal(rebuilt_all, image)
+
+
+def test_rebuild_accepts_exact_size_tiles_and_rejects_small_ones(study):
+    image, keep, grid = study
+    index = np.flatnonzero(keep)
+    exact = [image[_cell_slices(image.shape, grid, p)] for p in index]
+    rebuilt = rebuild_sparse_image(exact, index, grid, image.shape, fill=7)
+    assert (rebuilt[~(prune_image(np.ones_like(image), keep, grid) == 1)] == 7).all()
+    with pytest.raises(ValueError, match="tile 0"):
+        rebuild_sparse_image([np.zeros((2, 2))] * 4, index, grid, image.shape)
+    with pytest.raises(ValueError, match="tiles for"):
+        rebuild_sparse_image(exact[:2], index, grid, image.shape)
+
+
+# -- figures ---------------------------------------------------------------------------
+def test_show_pruned_image_and_outlines(study):
+    image, keep, grid = study
+    ax = show_pruned(image, keep, grid)
+    assert isinstance(ax, Axes)
+    shown = np.asarray(ax.images[0].get_array())
+    np.testing.assert_array_equal(shown, prune_image(image, keep, grid))
+    outlines = ax.collections[-1]
+    assert len(outlines.get_paths()) == keep.sum()
+
+
+def test_show_pruned_from_tiles_matches_original(study):
+    image, keep, grid = study
+    tiles, index = extract_tiles(image, keep, grid)
+    fig, axes = plt.subplots(1, 2)
+    show_pruned(image, keep, grid, ax=axes[0])
+    ax = show_pruned(None, None, grid, ax=axes[1], tiles=tiles, patch_index=index,
+                     image_shape=image.shape)
+    assert ax is axes[1]
+    np.testing.assert_array_equal(np.asarray(axes[0].images[0].get_array()),
+                                  np.asarray(axes[1].images[0].get_array()))
+    with pytest.raises(ValueError, match="patch_index"):
+        show_pruned(None, None, grid, tiles=tiles)
+
+
+def test_attention_overlay(study):
+    image, _, grid = study
+    attention = np.zeros(24)
+    attention[13] = 1.0
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[20:25, 20:30] = True
+    fig, ax = plt.subplots()
+    out = plot_attention_overlay(image, attention, grid, ax=ax, mask=mask, alpha=0.4)
+    assert out is ax
+    assert len(ax.images) == 2
+    heat = np.asarray(ax.images[1].get_array())
+    assert heat.shape == image.shape
+    hot_cell = prune_image(np.ones_like(image), attention > 0, grid) > 0
+    np.testing.assert_array_equal(heat > 0, hot_cell)
+    assert ax.images[1].get_alpha() == 0.4
+    assert len(ax.collections) >= 1  # the lesion contour
+    with pytest.raises(ValueError, match="attention"):
+        plot_attention_overlay(image, np.zeros(25), grid)
+
+
+def test_plot_graph_fused():
+    # 3 visual nodes in a row, 2 report nodes; undirected edges stored both ways.
+    pairs = [(0, 1), (1, 2), (3, 4), (2, 3)]
+    src = [a for a, b in pairs] + [b for a, b in pairs]
+    dst = [b for a, b in pairs] + [a for a, b in pairs]
+    g = Data(
+        x=torch.zeros(5, 4),
+        edge_index=torch.tensor([src, dst]),
+        node_type=torch.tensor([0, 0, 0, 1, 1]),
+        pos=torch.tensor([[2.0, 1.0], [2.0, 2.0], [2.0, 3.0]]),
+        node_names=["pneumonia", "right lower lobe"],
+    )
+    ax = plot_graph(g, grid_shape=(6, 6))
+    assert len(ax.collections[0].get_segments()) == len(pairs)
+    visual, report = ax.collections[1], ax.collections[2]
+    np.testing.assert_array_equal(visual.get_offsets(), [[1, 2], [2, 2], [3, 2]])  # (col, row)
+    assert len(report.get_offsets()) == 2
+    assert np.all(np.asarray(report.get_offsets())[:, 0] > 5)  # column right of the grid
+    texts = {t.get_text() for t in ax.texts}
+    assert {"pneumonia", "right lower lobe"} <= texts
+
+
+def test_plot_graph_report_only_and_visual_only():
+    report = Data(x=torch.zeros(3, 2), edge_index=torch.tensor([[0, 1], [1, 0]]),
+                  node_names=["a", "b", "c"])
+    ax = plot_graph(report)
+    assert len(ax.collections[1].get_offsets()) == 3
+    visual = Data(x=torch.zeros(2, 2), edge_index=torch.zeros(2, 0, dtype=torch.long),
+                  pos=torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
+    ax = plot_graph(visual)
+    assert len(ax.collections[0].get_segments()) == 0
+    assert len(ax.collections[1].get_offsets()) == 2
+
+
+def test_plot_rate_accuracy_lines_per_method():
+    df = pd.DataFrame([
+        {"method": "jpeg", "bytes_per_study": 5000, "auc": 0.9, "quality": 50},
+        {"method": "jpeg", "bytes_per_study": 1000, "auc": 0.8, "quality": 10},
+        {"method": "neural", "bytes_per_study": 300, "auc": 0.85, "keep_ratio": 0.023},
+        {"method": "uncompressed", "bytes_per_study": 40000, "auc": 0.95},
+    ])
+    ax = plot_rate_accuracy(df)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"jpeg", "neural", "uncompressed"}
+    np.testing.assert_array_equal(lines["jpeg"].get_xdata(), [1000, 5000])  # sorted by bytes
+    np.testing.assert_array_equal(lines["jpeg"].get_ydata(), [0.8, 0.9])
+    assert ax.get_xscale() == "log"
+    assert {"q10", "q50", "keep 0.023"} <= {t.get_text() for t in ax.texts}
+    with pytest.raises(ValueError, match="row 0"):
+        plot_rate_accuracy([{"method": "x", "auc": 0.5}])
+
+
+def test_plot_localization_bars():
+    rows = [
+        {"method": "mil", "metric": "hit@1", "value": 0.9, "chance": 0.06},
+        {"method": "mil", "metric": "top-5%", "value": 1.0, "chance": 0.45},
+        {"method": "cross_attention", "metric": "hit@1", "value": 0.1, "chance": 0.06},
+    ]
+    ax = plot_localization(rows)
+    heights = sorted(p.get_height() for p in ax.patches)
+    assert heights == [0.1, 0.9, 1.0]
