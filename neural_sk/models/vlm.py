@@ -111,17 +111,21 @@ def decoder_width(decoder_model: nn.Module) -> int:
 class VisionLanguageModel(nn.Module):
     """Encoder + projection (+ 2-D position embedding) + decoder + gated-attention MIL head."""
 
-    def __init__(self, encoder: VisionEncoder, decoder: nn.Module, n_classes: int,
+    def __init__(self, encoder: VisionEncoder, decoder: nn.Module | None, n_classes: int,
                  position_embedding: bool = True):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        d, width = encoder.feature_dim, decoder_width(decoder)
-        self.projection = nn.Sequential(
-            nn.Linear(d, width), nn.Dropout(0.2), nn.ReLU(), nn.Linear(width, width)
-        )
-        n_patches = encoder.grid_shape[0] * encoder.grid_shape[1]
-        self.position = nn.Parameter(torch.randn(n_patches, width) * 0.02) if position_embedding else None
+        d = encoder.feature_dim
+        self.projection = self.position = None
+        if decoder is not None:  # None: an image-only model (classification head alone)
+            width = decoder_width(decoder)
+            self.projection = nn.Sequential(
+                nn.Linear(d, width), nn.Dropout(0.2), nn.ReLU(), nn.Linear(width, width)
+            )
+            n_patches = encoder.grid_shape[0] * encoder.grid_shape[1]
+            if position_embedding:
+                self.position = nn.Parameter(torch.randn(n_patches, width) * 0.02)
         self.head = GatedAttentionMIL(d, n_classes) if n_classes else None
 
     def memory(self, features: torch.Tensor):
