@@ -198,3 +198,24 @@ def test_pretrained_preset_loads_strictly_and_recognises_a_photo():
     buildings = {442, 449, 483, 498, 663, 698, 832, 975}
     assert int(probs.argmax()) in buildings
     assert float(probs.max()) > 0.15
+
+
+def test_image_only_scorer_and_full_image_baseline(data):
+    from neural_sk.baselines import ImageClassifier
+
+    X, y = data
+    images_only = X.drop(columns="report")
+    scorer = AttentionScorer(**{**TINY, "text_model": None}).fit(images_only, y)
+    out = scorer.transform(images_only)
+    assert out.reports == [""] * len(X) and out.attention.shape == (16, 16)
+    with pytest.raises(ValueError, match="no decoder"):
+        scorer.generate_reports(X)
+    with pytest.raises(ValueError, match="need a decoder"):
+        AttentionScorer(**{**TINY, "text_model": None, "method": "cross_attention"}).fit(X, y)
+    clf = ImageClassifier(vision_model="tiny-swin", image_size=64, epochs=2, batch_size=8,
+                          random_state=0)
+    proba = clf.fit(images_only, y).predict_proba(images_only)
+    assert proba.shape == (16, 2)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(proba, scorer.predict_proba(images_only))  # same loop, same seed
+    assert set(clf.predict(images_only)) <= set(y)
