@@ -102,9 +102,9 @@ def run_demo(settings: DemoSettings | None = None, *, out: str | Path | None = N
     control = PatchPruner(keep_ratio=s.keep_ratio, rank_by="random",
                           random_state=s.random_state).fit(train_studies)
     reports = ReportGraphBuilder().fit(train_studies)
-    fuser = GraphFuser(strategy="centrality").fit(train_studies)
-
-    tr = fuser.transform(reports.transform(pruner.transform(train_studies)))
+    tr = reports.transform(pruner.transform(train_studies))
+    fuser = GraphFuser(strategy="centrality").fit(tr)
+    tr = fuser.transform(tr)
     te = fuser.transform(reports.transform(pruner.transform(test_generated)))
     te_given = fuser.transform(reports.transform(pruner.transform(test_given)))
     tr_rand, te_rand = control.transform(train_studies), control.transform(test_generated)
