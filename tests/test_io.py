@@ -1,0 +1,331 @@
+"""The archive format: round trips, compact types, checksums, no pickle, scorer identity."""
+
+import hashlib
+import io
+import json
+import pickle
+import warnings
+import zipfile
+
+import joblib
+import numpy as np
+import pytest
+import torch
+
+from neural_sk import StudySet, make_neural_pipeline
+from neural_sk import io as nio
+from neural_sk.datasets import make_synthetic_cxr
+from neural_sk.io import (ArchiveError, IncompatibleArchiveError, archive_nbytes,
+                          check_compatible, load_sparse_images, load_studies, load_tiles,
+                          save_studies)
+from neural_sk.plotting import prune_image
+
+N = 12
+
+
+def _tiny_pipeline_path(tmp_path_factory):
+    """A fitted tiny pipeline, fitted once per test process and shared by the test modules."""
+    path = tmp_path_factory.getbasetemp() / "neural_sk_tiny_pipeline.joblib"
+    if not path.exists():
+        X, y = make_synthetic_cxr(N, image_size=64, random_state=0)
+        pipe = make_neural_pipeline(
+            scorer__vision_model="tiny-swin", scorer__text_model="tiny", scorer__image_size=64,
+            scorer__epochs=1, scorer__max_report_tokens=32, scorer__random_state=0,
+            pruner__keep_ratio=0.25,
+            gnn__epochs=1, gnn__random_state=0)
+        with warnings.catch_warnings():  # a 1-epoch model on 12 studies: noisy, and fine
+            warnings.simplefilter("ignore")
+            pipe.fit(X, y)
+        tmp = path.with_suffix(".tmp")
+        joblib.dump(pipe, tmp)
+        tmp.replace(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic_cxr(N, image_size=64, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory, data):
+    pipe = joblib.load(_tiny_pipeline_path(tmp_path_factory))
+    return pipe[:-1].transform(data[0])
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, studies):
+    path = tmp_path_factory.mktemp("io") / "studies.npz"
+    save_studies(path, studies)
+    return path
+
+
+def _assert_graphs_equal(originals, loaded, *, x_dtype=torch.float16):
+    assert len(originals) == len(loaded)
+    for g0, g1 in zip(originals, loaded):
+        assert set(g0.keys()) == set(g1.keys())
+        for key in g0.keys():
+            a, b = g0[key], g1[key]
+            if not torch.is_tensor(a):
+                assert a == b, key
+                continue
+            assert a.dtype == b.dtype and a.shape == b.shape, key
+            if key == "x":  # features are stored at the archive's dtype
+                a = a.to(x_dtype).to(a.dtype)
+            assert torch.equal(torch.nan_to_num(a, nan=-1.0), torch.nan_to_num(b, nan=-1.0)), key
+
+
+def test_round_trip_gives_back_the_studies(studies, saved):
+    back = load_studies(saved)
+    assert len(back) == len(studies)
+    np.testing.assert_array_equal(back.ids, studies.ids)
+    assert back.reports == studies.reports
+    np.testing.assert_array_equal(back.attention, studies.attention)
+    assert back.attention.dtype == np.float32
+    np.testing.assert_array_equal(back.keep_mask, studies.keep_mask)
+    assert back.grid_shape == studies.grid_shape
+    assert back.info == studies.info and back.info["model_hash"]
+    for field in ("visual_graphs", "report_graphs", "graphs"):
+        _assert_graphs_equal(getattr(studies, field), getattr(back, field))
+    # What the archive drops: the features of the pruned patches.
+    assert back.patch_features is None
+
+
+def test_kept_patch_features_are_float16_by_default(studies, saved):
+    back = load_studies(saved)
+    for i, graph in enumerate(back.visual_graphs):
+        kept = studies.patch_features[i][studies.keep_mask[i]]
+        np.testing.assert_array_equal(graph.x.numpy(), kept.astype(np.float16).astype(np.float32))
+    # Plain NumPy reads the archive too: features in float16, edges as uint8 local indices.
+    with np.load(saved, allow_pickle=False) as npz:
+        assert npz["visual_graphs/x"].dtype == np.float16
+        assert npz["visual_graphs/edge_index"].dtype == np.uint8
+        assert npz["visual_graphs/pos"].dtype == np.uint8
+
+
+def test_float32_round_trip_is_exact_and_float16_halves_the_features(studies, saved, tmp_path):
+    path = tmp_path / "f32.npz"
+    save_studies(path, studies, feature_dtype="float32")
+    back = load_studies(path)
+    _assert_graphs_equal(studies.visual_graphs, back.visual_graphs, x_dtype=torch.float32)
+    f16 = archive_nbytes(saved)["fields"]["visual_graphs"]
+    f32 = archive_nbytes(path)["fields"]["visual_graphs"]
+    n_values = sum(g.x.numel() for g in studies.visual_graphs)
+    assert f32 - f16 == 2 * n_values
+
+
+def test_fields_can_be_chosen(studies, tmp_path):
+    path = tmp_path / "s.npz"
+    save_studies(path, studies, fields=["visual_graphs", "patch_features"])
+    back = load_studies(path)
+    assert back.fields == ["ids", "patch_features", "visual_graphs", "grid_shape", "info"]
+    np.testing.assert_array_equal(back.patch_features,
+                                  studies.patch_features.astype(np.float16).astype(np.float32))
+    assert load_studies(path, fields=["patch_features"]).visual_graphs is None
+    with pytest.raises(ValueError, match="token_attention"):
+        save_studies(tmp_path / "t.npz", studies, fields=["token_attention"])
+
+
+def test_ragged_and_optional_fields_round_trip(tmp_path):
+    from torch_geometric.data import Data
+
+    att = np.full((3, 4), 0.25, np.float32)
+    token_att = [np.full((t, 4), 0.25, np.float32) for t in (2, 0, 5)]
+    token_off = [np.arange(2 * t, dtype=np.int64).reshape(t, 2) for t in (2, 0, 5)]
+    graphs = [Data(x=torch.ones(0, 3), edge_index=torch.zeros(2, 0, dtype=torch.long),
+                   node_names=[]),
+              Data(x=torch.randn(2, 3), edge_index=torch.tensor([[0, 1], [1, 0]]),
+                   node_names=["pneumonia", "émphysème"]),
+              Data(x=torch.randn(1, 3), edge_index=torch.zeros(2, 0, dtype=torch.long),
+                   node_names=["a"])]
+    s = StudySet(ids=np.array([7, 8, 9]), reports=["", "two words", "üñí"], attention=att,
+                 token_attention=token_att, token_offsets=token_off,
+                 errors=[None, "row 8: unreadable", None], report_graphs=graphs,
+                 grid_shape=(2, 2))
+    path = tmp_path / "r.npz"
+    save_studies(path, s, feature_dtype="float32")
+    back = load_studies(path)
+    assert back.ids.dtype.kind == "i" and back.ids.tolist() == [7, 8, 9]
+    assert back.reports == s.reports and back.errors == s.errors
+    for a, b in zip(token_att + token_off, back.token_attention + back.token_offsets):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    _assert_graphs_equal(graphs, back.report_graphs, x_dtype=torch.float32)
+
+
+def test_empty_study_set_round_trips(tmp_path):
+    path = tmp_path / "empty.npz"
+    save_studies(path, StudySet(reports=[], attention=np.zeros((0, 4), np.float32),
+                                grid_shape=(2, 2)))
+    back = load_studies(path)
+    assert len(back) == 0 and back.attention.shape == (0, 4) and back.grid_shape == (2, 2)
+
+
+def test_same_studies_give_the_same_bytes(studies, saved, tmp_path):
+    path = tmp_path / "again.npz"
+    save_studies(path, studies)
+    assert path.read_bytes() == saved.read_bytes()
+
+
+@pytest.mark.parametrize("where", [0, 0.1, 0.5, 0.9, -1])
+def test_a_flipped_byte_is_detected(saved, tmp_path, where):
+    data = bytearray(saved.read_bytes())
+    pos = len(data) - 1 if where == -1 else int(where * len(data))
+    data[pos] ^= 0x01
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="damaged.npz"):
+        load_studies(damaged)
+
+
+def test_a_truncated_file_is_detected(saved, tmp_path):
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
+    with pytest.raises(ArchiveError, match="cut.npz"):
+        load_studies(cut)
+    with pytest.raises(FileNotFoundError):
+        load_studies(tmp_path / "absent.npz")
+
+
+def test_loading_never_unpickles(saved, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle was used while loading an archive")
+
+    calls = []
+    real_load = np.load
+
+    def spy_load(*args, **kwargs):
+        calls.append(kwargs.get("allow_pickle"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    monkeypatch.setattr(np, "load", spy_load)
+    back = load_studies(saved)
+    assert len(back) == N and back.graphs is not None
+    assert calls and all(flag is False for flag in calls)
+
+
+class _Boom:
+    triggered = False
+
+    def __reduce__(self):
+        return (_Boom._trigger, ())
+
+    @staticmethod
+    def _trigger():
+        _Boom.triggered = True
+        return "boom"
+
+
+def _rewrite_member(src, dst, name, data):
+    """Copy an archive replacing one member, with a valid checksum trailer (a forged file)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, data if info.filename == name else zin.read(info))
+        zout.comment = nio._TRAILER_PREFIX + b"0" * 64
+    raw = out.getvalue()
+    body = raw[: len(raw) - nio._TRAILER_LEN]
+    dst.write_bytes(body + nio._TRAILER_PREFIX + hashlib.sha256(body).hexdigest().encode())
+
+
+def test_a_forged_pickle_inside_a_valid_file_is_never_run(saved, tmp_path):
+    buf = io.BytesIO()
+    np.save(buf, np.array([_Boom()], dtype=object), allow_pickle=True)
+    forged = tmp_path / "forged.npz"
+    _rewrite_member(saved, forged, "reports.npy", buf.getvalue())
+    with pytest.raises(ArchiveError, match="forged.npz"):
+        load_studies(forged)
+    assert not _Boom.triggered
+
+
+def test_a_newer_format_version_is_refused(saved, tmp_path):
+    with zipfile.ZipFile(saved) as z:
+        meta = json.loads(z.read("meta.json"))
+    meta["format_version"] = nio.FORMAT_VERSION + 1
+    newer = tmp_path / "newer.npz"
+    _rewrite_member(saved, newer, "meta.json", json.dumps(meta).encode())
+    with pytest.raises(ArchiveError, match="upgrade neural_sk"):
+        load_studies(newer)
+
+
+def test_features_of_another_scorer_are_never_mixed(studies, saved, tmp_path):
+    other_info = dict(studies.info, model_hash="0" * 16)
+    other = tmp_path / "other.npz"
+    save_studies(other, studies[:3].replace(info=other_info))
+    with pytest.raises(IncompatibleArchiveError, match="model_hash"):
+        load_studies([saved, other])
+    with pytest.raises(IncompatibleArchiveError, match="model_hash"):
+        load_studies(saved, info=other_info)
+    # The same scorer: files join in order.
+    same = tmp_path / "same.npz"
+    save_studies(same, studies[:3])
+    joined = load_studies([saved, same])
+    assert joined.ids.tolist() == studies.ids.tolist() + studies.ids[:3].tolist()
+    with pytest.raises(IncompatibleArchiveError, match="image_size: 64 != 128"):
+        check_compatible(studies.info, dict(studies.info, image_size=128))
+    with pytest.raises(IncompatibleArchiveError, match="no scorer identity"):
+        check_compatible(studies.info, None)
+
+
+def test_bytes_are_accounted_per_study_and_field(studies, saved):
+    acc = archive_nbytes(saved)
+    assert acc["file_bytes"] == saved.stat().st_size
+    assert acc["payload_bytes"] + acc["overhead_bytes"] == acc["file_bytes"]
+    table = acc["per_study"]
+    assert table.index.tolist() == studies.ids.tolist()
+    assert set(table.columns) >= {"ids", "reports", "attention", "visual_graphs", "total"}
+    assert acc["fields"]["attention"] == studies.attention.nbytes
+    assert (table["attention"] == studies.attention.shape[1] * 4).all()
+    assert (table.drop(columns="total").sum(axis=1) == table["total"]).all()
+    reports = [len(r.encode()) for r in studies.reports]
+    # each report's bytes plus its offset entry
+    assert (table["reports"] - np.array(reports)).nunique() == 1
+
+
+def test_fused_graphs_cost_little_beyond_their_parts(studies, saved):
+    # The fused graphs repeat the visual and report features; the archive stores them once.
+    fields = archive_nbytes(saved)["fields"]
+    assert fields["graphs"] < 0.2 * (fields["visual_graphs"] + fields["report_graphs"])
+
+
+def test_kept_pixels_can_be_viewed(data, studies, tmp_path):
+    X = data[0]
+    png = tmp_path / "png.npz"
+    save_studies(png, studies, images=list(X["image"]), pixels="png")
+    sparse = load_sparse_images(png)
+    for i, image in enumerate(X["image"]):
+        np.testing.assert_array_equal(sparse[i], prune_image(image, studies.keep_mask[i],
+                                                             studies.grid_shape))
+    tiles = load_tiles(png)[0]
+    assert tiles["tiles"].shape[0] == studies.keep_mask[0].sum()
+    jpeg = tmp_path / "jpeg.npz"
+    save_studies(jpeg, studies, images=list(X["image"]), pixels="jpeg", jpeg_quality=90)
+    rebuilt = load_sparse_images(jpeg)[0].astype(float)
+    exact = prune_image(X["image"][0], studies.keep_mask[0], studies.grid_shape).astype(float)
+    assert np.abs(rebuilt - exact).mean() < 4
+    assert archive_nbytes(png)["fields"]["pixels"] > 0
+
+
+def test_sixteen_bit_pixels_stay_sixteen_bit(tmp_path):
+    image = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    keep = np.zeros((1, 16), bool)
+    keep[0, [0, 5]] = True
+    path = tmp_path / "p16.npz"
+    save_studies(path, StudySet(keep_mask=keep, grid_shape=(4, 4)), images=[image], pixels="png")
+    sparse = load_sparse_images(path)[0]
+    assert sparse.dtype == np.uint16
+    np.testing.assert_array_equal(sparse, prune_image(image, keep[0], (4, 4)))
+
+
+def test_a_failed_write_leaves_nothing_behind(studies, tmp_path):
+    bad = studies.visual_graphs[:3]
+    bad[1] = bad[1].clone()
+    bad[1].note = object()
+    with pytest.raises(TypeError, match=rf"visual_graphs\[1\] \(study '{studies.ids[1]}'\)"):
+        save_studies(tmp_path / "bad.npz", studies[:3].replace(visual_graphs=bad))
+    with pytest.raises(ValueError, match="pixels='png' needs"):
+        save_studies(tmp_path / "bad.npz", studies, pixels="png")
+    assert list(tmp_path.iterdir()) == []
