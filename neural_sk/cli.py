@@ -44,6 +44,10 @@ def _build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--shard-size", type=int, default=256)
     comp.add_argument("--resume", action="store_true")
     comp.add_argument("--on-error", choices=["skip", "fail"], default="skip")
+    comp.add_argument("--feature-dtype", choices=["float16", "float32"], default="float16",
+                      help="storage type of the kept patch features")
+    comp.add_argument("--pixels", choices=["png", "jpeg"], default=None,
+                      help="also store the image tiles under the kept patches (viewable)")
     comp.add_argument("--scheduler", default=None, help="address of a Dask scheduler")
     comp.add_argument("--verbose", "-v", action="count", default=1)
     return parser

@@ -682,7 +682,9 @@ def run_compress_cli(args: Any) -> int:
             client = Client(args.scheduler)
         manifest = compress(args.input, args.model, args.out, batch_size=args.batch_size,
                             shard_size=args.shard_size, resume=args.resume,
-                            on_error=args.on_error, client=client, verbose=args.verbose)
+                            on_error=args.on_error, client=client, verbose=args.verbose,
+                            feature_dtype=getattr(args, "feature_dtype", "float16"),
+                            pixels=getattr(args, "pixels", None))
     except (CompressError, IncompatibleArchiveError, ArchiveError, FileExistsError,
             FileNotFoundError, ValueError, TypeError) as exc:
         print(f"neural-sk compress: error: {exc}", file=sys.stderr)
