@@ -549,11 +549,12 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         if encoder.name == "efficientnet-lite0":
             pixels = pixels.contiguous(memory_format=torch.channels_last)
         feats = encoder(pixels)
-        batch_reports = self._batch_reports(part, model, feats, start)
+        batch_reports = self._batch_reports(part, model, feats, start, errors)
         stop = start + len(part)
         reports[start:stop] = batch_reports
         if self.method == "cross_attention" or self.keep_token_attention:
-            cross, offsets, mask = self._cross_attention(model, feats, batch_reports)
+            cross, offsets, mask = self._cross_attention(model, feats, batch_reports,
+                                                         rows=list(part.index))
         if self.method == "cross_attention":
             scores = reduce_cross_attention(
                 cross, mask, head_reduce=self.head_reduce,
@@ -583,18 +584,27 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                 attention[start + k] = 1.0 / attention.shape[1]
                 features[start + k] = 0
 
-    def _batch_reports(self, part, model, feats, start) -> list[str]:
+    def _given_reports(self, part, errors, start) -> list[str]:
+        """The batch's reports; with on_error='skip' a bad one is recorded and left empty."""
+        if "report" not in part.columns or self.report_source == "generated":
+            return [""] * len(part)
+        allow_empty = self.report_source == "auto" or self.tokenizer_ is None
+        raw = part["report"].tolist()
+        if self.on_error == "raise":
+            return check_reports(raw, allow_empty=allow_empty, index=list(part.index))
+        out = []
+        for k, (row, report) in enumerate(zip(part.index, raw)):
+            try:
+                out.extend(check_reports([report], allow_empty=allow_empty, index=[row]))
+            except (TypeError, ValueError) as exc:
+                errors[start + k] = errors[start + k] or f"{type(exc).__name__}: {exc}"
+                out.append("")
+        return out
+
+    def _batch_reports(self, part, model, feats, start, errors) -> list[str]:
+        given = self._given_reports(part, errors, start)
         if self.tokenizer_ is None:  # no decoder: reports pass through, none are generated
-            if "report" not in part.columns:
-                return [""] * len(part)
-            return check_reports(part["report"].tolist(), allow_empty=True, index=list(part.index))
-        if self.report_source == "given" or (self.report_source == "auto" and "report" in part.columns):
-            given = check_reports(
-                part["report"].tolist() if "report" in part.columns else [""] * len(part),
-                allow_empty=self.report_source == "auto", index=list(part.index),
-            )
-        else:
-            given = [""] * len(part)
+            return given
         need = [k for k, r in enumerate(given) if self.report_source == "generated" or not r.strip()]
         if need:
             generated = self._generate(model, feats[need])
@@ -606,8 +616,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         ids = model.generate(feats, max_new_tokens=self.max_report_tokens)
         return self.tokenizer_.batch_decode(ids, skip_special_tokens=True)
 
-    def _cross_attention(self, model, feats, reports):
-        labels, offsets, mask = self._tokenize(reports)
+    def _cross_attention(self, model, feats, reports, rows=None):
+        labels, offsets, mask = self._tokenize(reports, warn_rows=rows)
         content = mask.clone()
         special = torch.tensor(self.tokenizer_.all_special_ids)
         content &= ~torch.isin(labels.masked_fill(labels < 0, 0), special)
