@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from .models.encoders import ENCODER_PRESETS, build_encoder, images_to_tensor, normalize
 from .models.vlm import TEXT_PRESETS, VisionLanguageModel, build_decoder, shift_feature_maps
 from .studies import StudySet
+from .text.sections import observation_text
 from .utils.device import resolve_device, seed_everything
 from .utils.validation import check_reports, check_study_frame
 
@@ -98,7 +99,11 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         ``"findings"`` keeps only tokens inside clinical-finding words.
     report_source : {"given", "generated", "auto"}, default="auto"
         Reports to score with in ``transform``: the ``report`` column, reports written by the
-        fitted decoder, or given where present and generated where missing or empty.
+        fitted decoder, or given where present and generated where missing or empty. Given
+        reports are read without their clinical-context sections (indication, history,
+        comparison, technique: see :func:`neural_sk.text.observation_text`), in ``fit`` too:
+        the referral is not what the image shows, and its "evaluate for pneumonia" would leak
+        the label.
     keep_token_attention : bool, default=False
         Also return per-token cross-attention with the tokens' character offsets (for
         ``GraphFuser(strategy="grounded")``).
@@ -282,6 +287,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         text = self.text_model is not None
         X = check_study_frame(X, ["image", "report"] if text else ["image"])
         reports = check_reports(X["report"].tolist(), index=list(X.index)) if text else None
+        if reports is not None:
+            reports = [observation_text(r) for r in reports]
         if not text and (self.method == "cross_attention" or self.keep_token_attention):
             raise ValueError(
                 "method='cross_attention' and keep_token_attention need a decoder: "
@@ -591,11 +598,13 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         allow_empty = self.report_source == "auto" or self.tokenizer_ is None
         raw = part["report"].tolist()
         if self.on_error == "raise":
-            return check_reports(raw, allow_empty=allow_empty, index=list(part.index))
+            checked = check_reports(raw, allow_empty=allow_empty, index=list(part.index))
+            return [observation_text(r) for r in checked]
         out = []
         for k, (row, report) in enumerate(zip(part.index, raw)):
             try:
-                out.extend(check_reports([report], allow_empty=allow_empty, index=[row]))
+                checked = check_reports([report], allow_empty=allow_empty, index=[row])
+                out.append(observation_text(checked[0]))
             except (TypeError, ValueError) as exc:
                 errors[start + k] = errors[start + k] or f"{type(exc).__name__}: {exc}"
                 out.append("")

@@ -8,6 +8,7 @@ from sklearn.base import clone
 from neural_sk import AttentionScorer, StudySet
 from neural_sk.attention import reduce_cross_attention
 from neural_sk.datasets import make_synthetic_cxr
+from neural_sk.text import observation_text
 
 TINY = dict(vision_model="tiny-swin", image_size=64, epochs=2, batch_size=8, random_state=0)
 
@@ -32,7 +33,8 @@ def test_transform_shapes_and_sums(fitted, data):
     assert out.attention.shape == (16, 16) and out.attention.dtype == np.float32
     np.testing.assert_allclose(out.attention.sum(1), 1.0, rtol=1e-5)
     assert out.patch_features.shape == (16, 16, fitted.feature_dim_)
-    assert out.reports == X["report"].tolist()
+    assert out.reports == [observation_text(r) for r in X["report"]]
+    assert not any("INDICATION" in r for r in out.reports)
     assert out.info["grid_shape"] == [4, 4] and len(out.info["model_hash"]) == 16
     assert [h["loss"] for h in fitted.history_] and len(fitted.history_) == 2
 
@@ -105,9 +107,8 @@ def test_generated_reports_for_studies_without_one(fitted, data):
     blank = X.iloc[:3].copy()
     blank["report"] = ["", None, "   "]
     out = fitted.set_params(report_source="auto").transform(blank)
-    assert all(isinstance(r, str) and r.strip() for r in out.reports)
-    gen = clone(fitted)
-    gen = fitted  # same fitted model, generated source
+    assert len(out.reports) == 3 and all(isinstance(r, str) for r in out.reports)
+    gen = fitted  # the same fitted model, with generated reports for every study
     gen.set_params(report_source="generated")
     try:
         out2 = gen.transform(X.drop(columns="report").iloc[:3])

@@ -24,7 +24,7 @@ from .entities import (
     load_lexicon,
 )
 from .labeler import label_reports
-from .sections import CONTEXT_SECTIONS, extract_sections, section_spans
+from .sections import CONTEXT_SECTIONS, extract_sections, observation_text, section_spans
 
 __all__ = [
     "ANATOMY",
@@ -35,6 +35,7 @@ __all__ = [
     "Entity",
     "extract_entities",
     "extract_sections",
+    "observation_text",
     "label_reports",
     "load_lexicon",
     "section_spans",

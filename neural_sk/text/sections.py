@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["extract_sections", "CONTEXT_SECTIONS", "section_spans"]
+__all__ = ["extract_sections", "CONTEXT_SECTIONS", "observation_text", "section_spans"]
 
 # Synonyms of the usual section names (upper case, single spaces) -> canonical name.
 _ALIASES = {
@@ -232,3 +232,33 @@ def extract_sections(report: str) -> dict[str, str]:
         text = report[start:end]
         sections[name] = f"{sections[name]}\n{text}" if name in sections else text
     return sections
+
+
+def observation_text(report: str) -> str:
+    """The report without the sections that only give clinical context.
+
+    Indication, history, comparison and technique say why the study was done ("cough and
+    fever, evaluate for pneumonia"): a decoder trained on them learns the referral, not the
+    image, and their suspected conditions would leak the label. The remaining sections are
+    kept in order with their headers; a report with no context section is returned unchanged.
+
+    Parameters
+    ----------
+    report : str
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> observation_text("INDICATION: Fever.\\nFINDINGS: Clear lungs.\\nIMPRESSION: Normal.")
+    'FINDINGS: Clear lungs.\\nIMPRESSION: Normal.'
+    >>> observation_text("No acute disease.")
+    'No acute disease.'
+    """
+    spans = section_spans(report)
+    if not any(name in CONTEXT_SECTIONS for name, _, _ in spans):
+        return report
+    kept = [(name, report[s:e]) for name, s, e in spans if name not in CONTEXT_SECTIONS]
+    return "\n".join(f"{name.upper()}: {text}" for name, text in kept if text.strip())
