@@ -1,0 +1,353 @@
+"""GraphFuser: join each study's visual graph and report graph into one graph."""
+
+from __future__ import annotations
+
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .graphs import central_nodes_packed, edge_blocks, make_data
+from .studies import StudySet
+
+__all__ = ["GraphFuser"]
+
+_NEEDS = {
+    "centrality": ("visual_graphs", "report_graphs"),
+    "grounded": ("visual_graphs", "report_graphs", "token_attention", "token_offsets"),
+    "visual": ("visual_graphs",),
+    "report": ("report_graphs",),
+}
+
+
+def _numpy(value: Any, dtype: Any = None) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=dtype)
+
+
+def _graph_dicts(graphs: list, field: str, ids: np.ndarray
+                 ) -> tuple[list[dict], np.ndarray, int]:
+    """Attribute dicts of ``graphs``, their node counts and common feature width.
+
+    One ``to_dict()`` per graph: plain dict look-ups afterwards are far cheaper than
+    attribute access on thousands of small ``Data`` objects.
+    """
+    dicts = [g.to_dict() for g in graphs]
+    xs = [d.get("x") for d in dicts]
+    if any(x is None or x.dim() != 2 for x in xs) or any("edge_index" not in d for d in dicts):
+        i = next(i for i, d in enumerate(dicts)
+                 if d.get("x") is None or d["x"].dim() != 2 or "edge_index" not in d)
+        raise ValueError(
+            f"{field}[{i}] (study {ids[i]!r}) needs 2-D node features x and an edge_index"
+        )
+    if not xs:
+        return dicts, np.zeros(0, dtype=np.int64), 0
+    widths = [x.shape[1] for x in xs]
+    width = widths[0]
+    if widths.count(width) != len(widths):
+        i = next(i for i, w in enumerate(widths) if w != width)
+        raise ValueError(
+            f"{field}[{i}] (study {ids[i]!r}) has {widths[i]} node features, "
+            f"but {field}[0] has {width}"
+        )
+    return dicts, np.array([x.shape[0] for x in xs], dtype=np.int64), int(width)
+
+
+def _packed_edges(dicts: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """All edges as one [2, E] array (per-graph numbering) and the graph of each edge."""
+    import torch
+
+    if not dicts:
+        return np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    edges = [d["edge_index"] for d in dicts]
+    counts = np.array([e.shape[1] for e in edges], dtype=np.int64)
+    cat = torch.cat(edges, dim=1).numpy().astype(np.int64, copy=False)
+    return cat, np.repeat(np.arange(len(dicts)), counts)
+
+
+class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Join each study's visual graph and report graph into one graph with shared features.
+
+    Node features of the fused graph are ``[visual features | report features | modality
+    flag]``, with zeros where a node has no features of that kind (no untrained projection:
+    each block keeps its meaning), and ``node_type`` says which is which (0 visual,
+    1 report). Visual nodes come first, in their original order, then report nodes.
+
+    Parameters
+    ----------
+    strategy : {"centrality", "grounded", "visual", "report"}, default="centrality"
+        How the two graphs are joined:
+
+        - ``"centrality"``: the paper's fusion, one undirected edge between the most
+          betweenness-central node of each graph (ties go to the most attended patch and
+          to the first report node).
+        - ``"grounded"``: each finding node of the report graph is linked to the
+          ``grounding_k`` kept patches that its report tokens attended to most (the
+          tokens whose character offsets overlap the node's span, averaged; needs the
+          scorer's ``token_attention`` and ``token_offsets``). A finding none of whose
+          tokens overlaps is linked to the most central patch; a report graph without
+          finding nodes gets the centrality edge.
+        - ``"visual"`` / ``"report"``: one modality only, for ablations (the other block of
+          features has width 0).
+    grounding_k : int >= 1, default=1
+        Patches each finding node is linked to with ``strategy="grounded"``.
+
+    Attributes
+    ----------
+    visual_dim_ : int
+        Width of the visual block of the node features (0 for ``"report"``).
+    report_dim_ : int
+        Width of the report block (0 for ``"visual"``).
+    n_node_features_ : int
+        ``visual_dim_ + report_dim_ + 1``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch_geometric.data import Data
+    >>> from neural_sk import StudySet
+    >>> from neural_sk.fusion import GraphFuser
+    >>> visual = Data(x=torch.ones(2, 3), edge_index=torch.tensor([[0, 1], [1, 0]]))
+    >>> report = Data(x=torch.ones(3, 4), edge_index=torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]))
+    >>> studies = StudySet(visual_graphs=[visual], report_graphs=[report])
+    >>> fused = GraphFuser().fit_transform(studies).graphs[0]
+    >>> fused.x.shape, fused.edge_index.shape[1], fused.node_type.tolist()
+    (torch.Size([5, 8]), 8, [0, 0, 1, 1, 1])
+    """
+
+    _parameter_constraints: dict = {
+        "strategy": [StrOptions(set(_NEEDS))],
+        "grounding_k": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, *, strategy: str = "centrality", grounding_k: int = 1) -> None:
+        self.strategy = strategy
+        self.grounding_k = grounding_k
+
+    def _check(self, studies: Any) -> tuple:
+        if not isinstance(studies, StudySet):
+            raise TypeError(f"GraphFuser expects a StudySet, got {type(studies).__name__}")
+        missing = [f for f in _NEEDS[self.strategy] if getattr(studies, f) is None]
+        if missing:
+            raise ValueError(
+                f"GraphFuser(strategy={self.strategy!r}) needs the StudySet fields {missing}"
+                + ("; the scorer must return per-token attention for grounded fusion"
+                   if "token_attention" in missing else "")
+            )
+        n, ids = len(studies), studies.ids
+        visual, k, dv = None, np.zeros(n, np.int64), 0
+        report, m, dr = None, np.zeros(n, np.int64), 0
+        if "visual_graphs" in _NEEDS[self.strategy]:
+            visual, k, dv = _graph_dicts(studies.visual_graphs, "visual_graphs", ids)
+        if "report_graphs" in _NEEDS[self.strategy]:
+            report, m, dr = _graph_dicts(studies.report_graphs, "report_graphs", ids)
+        return visual, k, dv, report, m, dr
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: StudySet, y: Any = None) -> GraphFuser:
+        """Check the parameters and remember the feature widths of both graphs.
+
+        Parameters
+        ----------
+        X : StudySet
+            Studies with ``visual_graphs`` and/or ``report_graphs`` (see ``strategy``).
+        y : ignored
+
+        Returns
+        -------
+        self : GraphFuser
+        """
+        self._set_dims(self._check(X))
+        return self
+
+    # -- cross-modal edges ------------------------------------------------------------------
+    def _grounded_links(self, studies: StudySet, visual: list[dict], report: list[dict],
+                        k: np.ndarray, m: np.ndarray, cv: np.ndarray, cr: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        pairs, owner = [], []
+        for i in range(len(studies)):
+            if k[i] == 0 or m[i] == 0:
+                continue
+            kind = report[i].get("node_kind")
+            kind = np.zeros(m[i], np.int64) if kind is None else _numpy(kind, np.int64)
+            findings = np.flatnonzero(kind == 0)
+            if findings.size == 0:  # anatomy only: fall back to the paper's link
+                pairs.append(np.array([[cv[i], k[i] + cr[i]]]))
+                owner.append(np.array([i]))
+                continue
+            spans = report[i].get("spans")
+            patch_index = visual[i].get("patch_index")
+            if spans is None or patch_index is None:
+                raise ValueError(
+                    f"study {studies.ids[i]!r}: grounded fusion needs `spans` on the report "
+                    f"graph and `patch_index` on the visual graph"
+                )
+            att = _numpy(studies.token_attention[i], np.float32)
+            offsets = _numpy(studies.token_offsets[i], np.int64).reshape(-1, 2)
+            patches = _numpy(patch_index, np.int64)
+            if att.ndim != 2 or att.shape[0] != offsets.shape[0] or (
+                    patches.size and patches.max() >= att.shape[1]):
+                raise ValueError(
+                    f"study {studies.ids[i]!r}: token_attention of shape {att.shape} does "
+                    f"not match {offsets.shape[0]} token_offsets and the patch grid"
+                )
+            span = _numpy(spans, np.int64).reshape(-1, 2)[findings]
+            # Tokens whose [start, end) overlaps the node's span; (0, 0) special tokens
+            # never overlap. Summing is averaging here: only the ranking matters.
+            overlap = (offsets[None, :, 0] < span[:, None, 1]) & (
+                offsets[None, :, 1] > span[:, None, 0])
+            scores = overlap.astype(np.float32) @ att[:, patches]
+            g = min(self.grounding_k, int(k[i]))
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :g]  # ties: lower node
+            grounded = overlap.any(axis=1)
+            visual_end = np.concatenate([top[grounded].ravel(),
+                                         np.full(int((~grounded).sum()), cv[i])])
+            report_end = k[i] + np.concatenate([np.repeat(findings[grounded], g),
+                                                findings[~grounded]])
+            pairs.append(np.stack([visual_end, report_end], axis=1))
+            owner.append(np.full(visual_end.size, i))
+        if not pairs:
+            return np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
+        return (np.concatenate(pairs).astype(np.int64),
+                np.concatenate(owner).astype(np.int64))
+
+    def transform(self, X: StudySet) -> StudySet:
+        """Fuse each study's graphs; returns ``X`` with ``graphs`` (one per study, in order).
+
+        Each fused graph has ``x`` float32 ``[k + m, visual_dim_ + report_dim_ + 1]``,
+        ``edge_index`` int64 (both directions: visual edges, report edges, then cross-modal
+        edges), ``node_type`` int64 (0 visual, 1 report), ``pos`` float32 ``[k + m, 2]``
+        (grid row and column of visual nodes, NaN for report nodes), and, when the inputs
+        have them, ``patch_index`` (of the visual nodes) and ``node_names`` (of the report
+        nodes).
+
+        Parameters
+        ----------
+        X : StudySet
+
+        Returns
+        -------
+        StudySet
+        """
+        check_is_fitted(self, "n_node_features_")
+        return self._fuse(X, self._check(X))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X: StudySet, y: Any = None) -> StudySet:
+        """Fit and transform in one pass over the graphs (same result as ``fit(X).transform(X)``).
+
+        Parameters
+        ----------
+        X : StudySet
+        y : ignored
+
+        Returns
+        -------
+        StudySet
+        """
+        checked = self._check(X)
+        self._set_dims(checked)
+        return self._fuse(X, checked)
+
+    def _set_dims(self, checked: tuple) -> None:
+        self.visual_dim_, self.report_dim_ = checked[2], checked[5]
+        self.n_node_features_ = self.visual_dim_ + self.report_dim_ + 1
+
+    def _fuse(self, X: StudySet, checked: tuple) -> StudySet:
+        import torch
+
+        visual, k, dv, report, m, dr = checked
+        studies, n = X, len(X)
+        use_v, use_r = visual is not None, report is not None
+        if use_v and n and dv != self.visual_dim_:
+            raise ValueError(f"visual graphs have {dv} node features, fitted on "
+                             f"{self.visual_dim_}")
+        if use_r and n and dr != self.report_dim_:
+            raise ValueError(f"report graphs have {dr} node features, fitted on "
+                             f"{self.report_dim_}")
+        dv, dr = self.visual_dim_, self.report_dim_
+        visual_edges = _packed_edges(visual) if use_v else None
+        report_edges = _packed_edges(report) if use_r else None
+
+        # Cross-modal edges as (visual node, report node) pairs, report node already shifted.
+        cross, cross_owner = np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
+        if self.strategy in ("centrality", "grounded"):
+            # Both modalities in one batched call: graph i is visual, graph n + i report.
+            # Ties go to the most attended patch, and to the first report node.
+            attention = [d.get("attention") for d in visual]
+            weights = np.zeros(k.sum() + m.sum())
+            if k.sum() and all(a is not None for a in attention):
+                weights[:k.sum()] = torch.cat(attention).numpy()
+            central = central_nodes_packed(
+                np.concatenate([visual_edges[0], report_edges[0]], axis=1),
+                np.concatenate([visual_edges[1], report_edges[1] + n]),
+                np.concatenate([k, m]), weights=weights,
+            )
+            cv, cr = central[:n], central[n:]
+            if self.strategy == "centrality":
+                both = np.flatnonzero((k > 0) & (m > 0))
+                cross = np.stack([cv[both], k[both] + cr[both]], axis=1)
+                cross_owner = both
+            else:
+                cross, cross_owner = self._grounded_links(studies, visual, report, k, m,
+                                                          cv, cr)
+
+        # Node rows of every study in one table: visual rows first, then report rows.
+        sizes = k + m
+        node_offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(sizes, out=node_offsets[1:])
+        width = dv + dr + 1
+        x_all = np.zeros((node_offsets[-1], width), dtype=np.float32)
+        node_type = np.zeros(node_offsets[-1], dtype=np.int64)
+        pos_all = np.full((node_offsets[-1], 2), np.nan, dtype=np.float32)
+        within = np.arange(node_offsets[-1]) - np.repeat(node_offsets[:-1], sizes)
+        is_report = within >= np.repeat(k, sizes)
+        if use_v and k.sum():
+            rows = np.flatnonzero(~is_report)
+            x_all[rows, :dv] = torch.cat([d["x"] for d in visual]).numpy()
+            pos = [d.get("pos") for d in visual]
+            if all(p is not None for p in pos):
+                pos_all[rows] = torch.cat(pos).numpy()
+        if use_r and m.sum():
+            rows = np.flatnonzero(is_report)
+            x_all[rows, dv:dv + dr] = torch.cat([d["x"] for d in report]).numpy()
+            x_all[rows, -1] = 1.0
+            node_type[rows] = 1
+
+        # Edges of every study in one table, grouped by study (stable: visual, report, cross).
+        parts, owners = [], []
+        if use_v:
+            parts.append(visual_edges[0].T)
+            owners.append(visual_edges[1])
+        if use_r:
+            parts.append(report_edges[0].T + k[report_edges[1], None])
+            owners.append(report_edges[1])
+        if cross.size:
+            parts += [cross, cross[:, ::-1]]
+            owners += [cross_owner, cross_owner]
+        edges = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+        owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
+        order = np.argsort(owner, kind="stable")
+        counts = np.bincount(owner, minlength=n)
+        edge_offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(counts, out=edge_offsets[1:])
+        flat = edge_blocks(edges[order], edge_offsets)  # one contiguous [2, E_i] each
+
+        graphs = []
+        from_numpy = torch.from_numpy
+        nodes, edge_ends = node_offsets.tolist(), (2 * edge_offsets).tolist()
+        for i in range(n):
+            a, b = nodes[i], nodes[i + 1]
+            graphs.append(make_data(
+                x=from_numpy(x_all[a:b]),
+                edge_index=from_numpy(flat[edge_ends[i]:edge_ends[i + 1]].reshape(2, -1)),
+                node_type=from_numpy(node_type[a:b]),
+                pos=from_numpy(pos_all[a:b]),
+                patch_index=visual[i].get("patch_index") if use_v else None,
+                node_names=report[i].get("node_names") if use_r else None,
+            ))
+        return studies.replace(graphs=graphs)

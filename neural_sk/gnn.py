@@ -1,0 +1,444 @@
+"""GNNClassifier: graph classification of the pruned (and fused) study graphs."""
+
+from __future__ import annotations
+
+import copy
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.validation import check_is_fitted
+
+from .studies import StudySet
+from .utils import resolve_device, seed_everything
+
+__all__ = ["GNNClassifier"]
+
+
+def _as_graphs(X: Any) -> list:
+    """The graphs of ``X``: a StudySet's ``graphs`` (else ``visual_graphs``) or a list."""
+    if isinstance(X, StudySet):
+        graphs = X.graphs if X.graphs is not None else X.visual_graphs
+        if graphs is None:
+            raise ValueError(
+                "GNNClassifier needs a StudySet with graphs (GraphFuser) or visual_graphs "
+                "(PatchPruner); this one has neither"
+            )
+        return list(graphs)
+    if isinstance(X, (list, tuple)):
+        return list(X)
+    raise TypeError(
+        f"X must be a StudySet or a list of torch_geometric Data, got {type(X).__name__}"
+    )
+
+
+class _Packed:
+    """All graphs in flat arrays, with fast vectorised mini-batching (no per-graph collate)."""
+
+    def __init__(self, graphs: list, n_features: int | None = None) -> None:
+        import torch
+
+        xs, edges = [], []
+        for i, graph in enumerate(graphs):
+            x = getattr(graph, "x", None)
+            if x is None or x.dim() != 2:
+                raise ValueError(f"graph {i} has no 2-D node features x")
+            if n_features is None:
+                n_features = int(x.shape[1])
+            if x.shape[1] != n_features:
+                raise ValueError(
+                    f"graph {i} has {x.shape[1]} node features; expected {n_features} "
+                    f"(as graph 0 / the training graphs)"
+                )
+            edge_index = getattr(graph, "edge_index", None)
+            if edge_index is None:
+                edge_index = torch.zeros((2, 0), dtype=torch.long)
+            xs.append(x)
+            edges.append(edge_index)
+        self.n_graphs = len(xs)
+        self.n_features = int(n_features or 0)
+        self.n_nodes = np.array([x.shape[0] for x in xs], dtype=np.int64)
+        self.n_edges = np.array([e.shape[1] for e in edges], dtype=np.int64)
+        self.node_ptr = np.concatenate([[0], np.cumsum(self.n_nodes)]).astype(np.int64)
+        self.edge_ptr = np.concatenate([[0], np.cumsum(self.n_edges)]).astype(np.int64)
+        self.x = (torch.cat(xs).detach().cpu().numpy().astype(np.float32)
+                  if xs else np.zeros((0, self.n_features), np.float32))
+        self.edges = (torch.cat(edges, dim=1).detach().cpu().numpy().astype(np.int64)
+                      if edges else np.zeros((2, 0), np.int64))
+        owner = np.repeat(np.arange(self.n_graphs), self.n_edges)
+        bad = (self.edges < 0).any(axis=0) | (self.edges >= self.n_nodes[owner]).any(axis=0)
+        if bad.any():
+            i = int(owner[np.flatnonzero(bad)[0]])
+            raise ValueError(f"graph {i}: edge_index refers to nodes outside its x")
+
+    def to(self, device: Any, mean: np.ndarray | None, scale: np.ndarray | None) -> None:
+        import torch
+
+        x = self.x if mean is None else (self.x - mean) / scale
+        self.x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
+        self.edges_t = torch.as_tensor(self.edges, device=device)
+        self.device = device
+
+    def node_index(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of ``x`` that belong to the graphs ``ids``, graph after graph."""
+        counts = self.n_nodes[ids]
+        new_start = np.cumsum(counts) - counts
+        return np.repeat(self.node_ptr[ids] - new_start, counts) + np.arange(counts.sum())
+
+    def batch(self, ids: np.ndarray) -> tuple:
+        """``(x, edge_index, batch, n_graphs)`` of the graphs ``ids``, in that order."""
+        import torch
+
+        counts = self.n_nodes[ids]
+        new_start = np.cumsum(counts) - counts
+        node_idx = self.node_index(ids)
+        e_counts = self.n_edges[ids]
+        e_new_start = np.cumsum(e_counts) - e_counts
+        edge_idx = (np.repeat(self.edge_ptr[ids] - e_new_start, e_counts)
+                    + np.arange(e_counts.sum()))
+        shift = np.repeat(new_start, e_counts)  # edges are numbered within their graph
+        dev = self.device
+        x = self.x_t[torch.as_tensor(node_idx, device=dev)]
+        edge_index = (self.edges_t[:, torch.as_tensor(edge_idx, device=dev)]
+                      + torch.as_tensor(shift, device=dev))
+        batch = torch.as_tensor(np.repeat(np.arange(ids.size), counts), device=dev)
+        return x, edge_index, batch, int(ids.size)
+
+
+class GNNClassifier(ClassifierMixin, BaseEstimator):
+    """Graph neural network classifier of study graphs (one label per graph).
+
+    The last step of the NEURAL pipeline: classifies each study from its fused graph
+    (``StudySet.graphs``), or from its visual graph when there is no fused one. Node
+    features are standardised with the mean and standard deviation of the training nodes
+    (encoder features and one-hot report features have very different scales).
+
+    Parameters
+    ----------
+    conv : {"gcn", "sage", "gat", "gin"}, default="gcn"
+        Graph convolution (the paper: GCN).
+    num_layers : int, default=2
+        Convolutions, each followed by ReLU and dropout.
+    hidden_dim : int, default=128
+        Width of every convolution.
+    pooling : {"mean", "max", "add"}, default="mean"
+        Global pooling of node vectors into one vector per graph.
+    dropout : float in [0, 1), default=0.1
+    learning_rate : float, default=1e-3
+        Adam(W) step size (the paper's 1e-4 needs many more epochs on small data).
+    weight_decay : float, default=1e-4
+        AdamW's decoupled weight decay.
+    epochs : int, default=40
+        Passes over the training graphs (fewer with early stopping).
+    batch_size : int, default=32
+        Graphs per step.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in scikit-learn.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training graphs (stratified), stop when
+        their loss has not improved for ``n_iter_no_change`` epochs, and keep the weights of
+        the best epoch (in memory).
+    validation_fraction : float in (0, 1), default=0.1
+    n_iter_no_change : int, default=10
+    standardize : bool, default=True
+        Standardise node features with training-node statistics.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, dropout and the validation split: the same seed gives the
+        same predictions on CPU.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when present; the fitted estimator pickles to CPU.
+    verbose : int, default=0
+        Show a progress bar over epochs.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+        Width of the node features.
+    module_ : torch.nn.Module
+        The trained :class:`~neural_sk.models.gnn.GraphClassifierNet`.
+    x_mean_, x_scale_ : ndarray of shape (n_features_in_,) or None
+        Standardisation of the node features.
+    loss_curve_ : list of float
+        Mean training loss per epoch.
+    validation_loss_ : list of float
+        Validation loss per epoch (early stopping only).
+    best_epoch_ : int
+        Epoch (1-based) whose weights were kept.
+    n_epochs_ : int
+        Epochs run.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch_geometric.data import Data
+    >>> from neural_sk.gnn import GNNClassifier
+    >>> graphs = [Data(x=torch.full((3, 2), float(i % 2)),
+    ...                edge_index=torch.tensor([[0, 1], [1, 0]])) for i in range(20)]
+    >>> y = [i % 2 for i in range(20)]
+    >>> clf = GNNClassifier(hidden_dim=8, epochs=20, batch_size=4, random_state=0).fit(graphs, y)
+    >>> clf.score(graphs, y)
+    1.0
+    """
+
+    _parameter_constraints: dict = {
+        "conv": [StrOptions({"gcn", "sage", "gat", "gin"})],
+        "num_layers": [Interval(Integral, 1, None, closed="left")],
+        "hidden_dim": [Interval(Integral, 1, None, closed="left")],
+        "pooling": [StrOptions({"mean", "max", "add"})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "standardize": ["boolean"],
+        "random_state": ["random_state"],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        conv: str = "gcn",
+        num_layers: int = 2,
+        hidden_dim: int = 128,
+        pooling: str = "mean",
+        dropout: float = 0.1,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-4,
+        epochs: int = 40,
+        batch_size: int = 32,
+        class_weight: dict | str | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        standardize: bool = True,
+        random_state: Any = None,
+        device: str = "auto",
+        verbose: int = 0,
+    ) -> None:
+        self.conv = conv
+        self.num_layers = num_layers
+        self.hidden_dim = hidden_dim
+        self.pooling = pooling
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.class_weight = class_weight
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.standardize = standardize
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # -- fitting ----------------------------------------------------------------------------
+    def _split(self, y_idx: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.arange(y_idx.size)
+        if not self.early_stopping:
+            return ids, ids[:0]
+        n_val = max(1, int(round(self.validation_fraction * ids.size)))
+        if ids.size - n_val < 1:
+            raise ValueError(
+                f"early_stopping with validation_fraction={self.validation_fraction} leaves "
+                f"no training graphs out of {ids.size}"
+            )
+        counts = np.bincount(y_idx)
+        stratify = y_idx if counts.min() >= 2 and n_val >= counts.size else None
+        train, val = train_test_split(ids, test_size=n_val, random_state=seed,
+                                      stratify=stratify)
+        return np.sort(train), np.sort(val)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any) -> GNNClassifier:
+        """Train on graphs ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : StudySet or list of torch_geometric.data.Data
+            A StudySet's ``graphs`` are used, else its ``visual_graphs``.
+        y : array-like of shape (n_graphs,)
+            Class labels (any hashable, e.g. int or str).
+
+        Returns
+        -------
+        self : GNNClassifier
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        from .models.gnn import GraphClassifierNet
+
+        graphs = _as_graphs(X)
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != len(graphs):
+            raise ValueError(f"y has shape {y.shape} but there are {len(graphs)} graphs")
+        if len(graphs) == 0:
+            raise ValueError("GNNClassifier needs at least one training graph")
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError(
+                f"GNNClassifier needs at least 2 classes in y, got only {self.classes_!r}"
+            )
+        weight = None
+        if self.class_weight is not None:
+            weight = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+
+        seed = seed_everything(self.random_state)
+        rng = np.random.RandomState(seed)
+        device = resolve_device(self.device)
+        packed = _Packed(graphs)
+        self.n_features_in_ = packed.n_features
+        train, val = self._split(y_idx, seed)
+
+        self.x_mean_ = self.x_scale_ = None
+        if self.standardize:
+            train_nodes = packed.node_index(train)
+            if train_nodes.size:
+                x = packed.x[train_nodes].astype(np.float64)
+                self.x_mean_ = x.mean(axis=0).astype(np.float32)
+                scale = x.std(axis=0)
+                self.x_scale_ = np.where(scale > 1e-12, scale, 1.0).astype(np.float32)
+        packed.to(device, self.x_mean_, self.x_scale_)
+        targets = torch.as_tensor(y_idx, dtype=torch.long, device=device)
+
+        module = GraphClassifierNet(
+            packed.n_features, self.classes_.size, conv=self.conv,
+            num_layers=self.num_layers, hidden_dim=self.hidden_dim, pooling=self.pooling,
+            dropout=self.dropout,
+        ).to(device)
+        criterion = torch.nn.CrossEntropyLoss(
+            weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float32,
+                                                               device=device)
+        )
+        optimizer = torch.optim.AdamW(module.parameters(), lr=self.learning_rate,
+                                      weight_decay=self.weight_decay)
+
+        self.loss_curve_, self.validation_loss_ = [], []
+        best_loss, best_state, self.best_epoch_, stale = np.inf, None, 0, 0
+        bar = tqdm(range(self.epochs), desc="GNNClassifier", disable=not self.verbose)
+        for epoch in bar:
+            module.train()
+            order = rng.permutation(train)
+            total = 0.0
+            for start in range(0, order.size, self.batch_size):
+                ids = order[start:start + self.batch_size]
+                optimizer.zero_grad()
+                logits = module(*packed.batch(ids))
+                loss = criterion(logits, targets[torch.as_tensor(ids, device=device)])
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * ids.size
+            self.loss_curve_.append(total / max(order.size, 1))
+            postfix = {"loss": f"{self.loss_curve_[-1]:.4f}"}
+            self.n_epochs_ = epoch + 1
+            if val.size:
+                logits = self._logits(module, packed, val)
+                val_loss = float(criterion(logits, targets[torch.as_tensor(val,
+                                                                           device=device)]))
+                self.validation_loss_.append(val_loss)
+                postfix["val_loss"] = f"{val_loss:.4f}"
+                if val_loss < best_loss - 1e-6:
+                    best_loss, self.best_epoch_, stale = val_loss, epoch + 1, 0
+                    best_state = {k: v.detach().clone() for k, v in
+                                  module.state_dict().items()}
+                else:
+                    stale += 1
+            bar.set_postfix(postfix)
+            if val.size and stale >= self.n_iter_no_change:
+                break
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        else:
+            self.best_epoch_ = self.n_epochs_
+        module.eval()
+        self.module_ = module
+        return self
+
+    # -- prediction -------------------------------------------------------------------------
+    def _logits(self, module: Any, packed: _Packed, ids: np.ndarray) -> Any:
+        import torch
+
+        was_training = module.training
+        module.eval()
+        chunk = max(self.batch_size, 256)
+        with torch.no_grad():
+            out = [module(*packed.batch(ids[s:s + chunk])) for s in range(0, ids.size, chunk)]
+        module.train(was_training)
+        if not out:
+            return torch.zeros((0, self.classes_.size), device=packed.device)
+        return torch.cat(out)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits per graph: ``(n,)`` log-odds of ``classes_[1]`` for binary problems, else
+        ``(n, n_classes)``.
+
+        Parameters
+        ----------
+        X : StudySet or list of torch_geometric.data.Data
+
+        Returns
+        -------
+        ndarray
+        """
+        check_is_fitted(self, "module_")
+        packed = _Packed(_as_graphs(X), self.n_features_in_)
+        device = next(self.module_.parameters()).device
+        packed.to(device, self.x_mean_, self.x_scale_)
+        logits = self._logits(self.module_, packed, np.arange(packed.n_graphs))
+        logits = logits.detach().cpu().numpy().astype(np.float64)
+        if self.classes_.size == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, ``(n, n_classes)`` in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : StudySet or list of torch_geometric.data.Data
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+        """
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            scores = np.stack([np.zeros_like(scores), scores], axis=1)
+        scores = scores - scores.max(axis=1, keepdims=True)
+        proba = np.exp(scores)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted class label of each graph.
+
+        Parameters
+        ----------
+        X : StudySet or list of torch_geometric.data.Data
+
+        Returns
+        -------
+        ndarray of shape (n,)
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    # -- pickling ---------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        module = state.get("module_")
+        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+            # A fitted estimator must load on a machine without a GPU.
+            state["module_"] = copy.deepcopy(module).to("cpu")
+        return state

@@ -1,0 +1,161 @@
+"""GNNClassifier: learns a separable toy problem, sklearn conventions, determinism, pickling."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from neural_sk import StudySet
+from neural_sk.gnn import GNNClassifier
+
+FAST = dict(hidden_dim=16, epochs=25, batch_size=8, random_state=0, device="cpu")
+
+
+def toy_graphs(n, n_classes=2, seed=0, width=6):
+    """Graphs of 2-6 nodes whose features are shifted by class (on a large-scale column)."""
+    rng = np.random.default_rng(seed)
+    graphs, y = [], []
+    for i in range(n):
+        label = i % n_classes
+        k = int(rng.integers(2, 7))
+        x = rng.normal(size=(k, width)).astype(np.float32)
+        x[:, 0] = x[:, 0] * 100 + 500  # a column with a very different scale
+        x[:, 1 + label] += 3.0
+        src = np.arange(k - 1)
+        edge_index = np.stack([np.r_[src, src + 1], np.r_[src + 1, src]])
+        graphs.append(Data(x=torch.from_numpy(x), edge_index=torch.from_numpy(edge_index)))
+        y.append(label)
+    return graphs, np.array(y)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    train, y_train = toy_graphs(40, seed=0)
+    test, y_test = toy_graphs(20, seed=1)
+    return train, y_train, test, y_test
+
+
+@pytest.fixture(scope="module")
+def fitted(toy):
+    train, y_train, _, _ = toy
+    return GNNClassifier(**FAST).fit(train, y_train)
+
+
+def test_learns_a_separable_problem(fitted, toy):
+    train, y_train, test, y_test = toy
+    assert fitted.score(train, y_train) == 1.0
+    assert fitted.score(test, y_test) == 1.0
+    assert fitted.loss_curve_[-1] < fitted.loss_curve_[0]
+    assert fitted.n_features_in_ == 6 and fitted.n_epochs_ == FAST["epochs"]
+
+
+def test_probabilities_and_decision_function(fitted, toy):
+    _, _, test, _ = toy
+    proba = fitted.predict_proba(test)
+    assert proba.shape == (20, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    scores = fitted.decision_function(test)
+    assert scores.shape == (20,)
+    np.testing.assert_array_equal(fitted.predict(test), fitted.classes_[(scores > 0).astype(int)])
+
+
+def test_string_labels_and_multiclass():
+    graphs, y = toy_graphs(45, n_classes=3)
+    names = np.array(["atelectasis", "effusion", "pneumonia"])[y]
+    clf = GNNClassifier(**FAST).fit(graphs, names)
+    assert clf.classes_.tolist() == ["atelectasis", "effusion", "pneumonia"]
+    assert clf.predict_proba(graphs).shape == (45, 3)
+    assert clf.decision_function(graphs).shape == (45, 3)
+    assert clf.predict(graphs).dtype.kind == "U"
+    assert clf.score(graphs, names) >= 0.9
+
+
+def test_same_seed_same_predictions(fitted, toy):
+    train, y_train, test, _ = toy
+    again = GNNClassifier(**FAST).fit(train, y_train)
+    np.testing.assert_array_equal(again.predict_proba(test), fitted.predict_proba(test))
+    other = GNNClassifier(**{**FAST, "random_state": 1}).fit(train, y_train)
+    assert not np.array_equal(other.predict_proba(test), fitted.predict_proba(test))
+
+
+def test_pickle_round_trip(fitted, toy):
+    _, _, test, _ = toy
+    loaded = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(loaded.predict_proba(test), fitted.predict_proba(test))
+    assert next(loaded.module_.parameters()).device.type == "cpu"
+
+
+def test_study_set_input_prefers_fused_graphs(toy):
+    train, y_train, _, _ = toy
+    blank = [Data(x=torch.zeros(g.num_nodes, 6), edge_index=g.edge_index) for g in train]
+    clf = GNNClassifier(**FAST).fit(StudySet(visual_graphs=blank, graphs=train), y_train)
+    assert clf.score(train, y_train) == 1.0  # it learned from `graphs`, not the blanks
+    fallback = GNNClassifier(**FAST).fit(StudySet(visual_graphs=train), y_train)
+    assert fallback.score(StudySet(visual_graphs=train), y_train) == 1.0
+    with pytest.raises(ValueError, match="visual_graphs"):
+        GNNClassifier(**FAST).fit(StudySet(reports=["a"] * 40), y_train)
+
+
+@pytest.mark.parametrize("conv", ["gcn", "sage", "gat", "gin"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "add"])
+def test_every_conv_and_pooling_runs_with_empty_graphs(conv, pooling, toy):
+    train, y_train, _, _ = toy
+    graphs = train[:12] + [Data(x=torch.zeros(0, 6), edge_index=torch.zeros(2, 0).long())]
+    y = np.r_[y_train[:12], 0]
+    clf = GNNClassifier(conv=conv, pooling=pooling, hidden_dim=8, epochs=2, batch_size=4,
+                        random_state=0, device="cpu").fit(graphs, y)
+    proba = clf.predict_proba(graphs)
+    assert proba.shape == (13, 2) and np.isfinite(proba).all()
+
+
+def test_early_stopping_keeps_the_best_epoch(toy):
+    train, _, _, _ = toy
+    # labels unrelated to the graphs: the validation loss soon stops improving
+    noise = np.random.default_rng(3).permutation(np.arange(40) % 2)
+    clf = GNNClassifier(**{**FAST, "epochs": 200}, early_stopping=True,
+                        validation_fraction=0.25, n_iter_no_change=3).fit(train, noise)
+    assert clf.n_epochs_ < 200
+    assert len(clf.validation_loss_) == clf.n_epochs_ == len(clf.loss_curve_)
+    assert clf.best_epoch_ == 1 + int(np.argmin(clf.validation_loss_))
+    assert clf.n_epochs_ == clf.best_epoch_ + 3
+
+
+def test_class_weight(toy):
+    train, y_train, _, _ = toy
+    for weight in ("balanced", {0: 1.0, 1: 3.0}):
+        clf = GNNClassifier(**{**FAST, "epochs": 3}, class_weight=weight).fit(train, y_train)
+        assert clf.predict(train).shape == (40,)
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"conv": "transformer"}, "conv"),
+    ({"pooling": "median"}, "pooling"),
+    ({"dropout": 1.5}, "dropout"),
+    ({"num_layers": 0}, "num_layers"),
+    ({"learning_rate": 0.0}, "learning_rate"),
+    ({"class_weight": "auto"}, "class_weight"),
+    ({"device": "tpu"}, "device"),
+])
+def test_invalid_parameters_fail_at_fit_naming_them(toy, params, name):
+    train, y_train, _, _ = toy
+    clf = GNNClassifier(**{**FAST, **params})
+    with pytest.raises(ValueError, match=name):
+        clf.fit(train, y_train)
+
+
+def test_bad_inputs_are_named(fitted, toy):
+    train, y_train, test, _ = toy
+    with pytest.raises(ValueError, match="2 classes"):
+        GNNClassifier(**FAST).fit(train, np.zeros(40))
+    with pytest.raises(ValueError, match="graphs"):
+        GNNClassifier(**FAST).fit(train, y_train[:10])
+    wrong = test[:3] + [Data(x=torch.zeros(2, 5), edge_index=torch.zeros(2, 0).long())]
+    with pytest.raises(ValueError, match="graph 3"):
+        fitted.predict(wrong)
+    broken = [Data(x=torch.zeros(2, 6), edge_index=torch.tensor([[0], [2]]))]
+    with pytest.raises(ValueError, match="graph 0"):
+        fitted.predict(broken)
+    with pytest.raises(TypeError, match="StudySet"):
+        fitted.predict(np.zeros((3, 6)))
