@@ -49,6 +49,8 @@ class _Packed:
                 raise ValueError(f"graph {i} has no 2-D node features x")
             if n_features is None:
                 n_features = int(x.shape[1])
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError(f"graph of the study at row {i} has non-finite node features")
             if x.shape[1] != n_features:
                 raise ValueError(
                     f"graph {i} has {x.shape[1]} node features; expected {n_features} "

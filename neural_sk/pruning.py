@@ -53,6 +53,12 @@ def _check_studies(studies: Any, *, need_features: bool = True) -> StudySet:
                 f"patch_features must have shape (n, P, d) = {att.shape + ('d',)}, "
                 f"got {feats.shape}"
             )
+        bad = ~np.isfinite(feats).all(axis=(1, 2))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"study {studies.ids[row]!r} (row {row}) has non-finite patch features"
+            )
     return studies
 
 

@@ -239,8 +239,6 @@ def test_non_finite_attention_is_named_by_the_pruner(pipe, clean):
         pipe[1].transform(studies.replace(attention=attention))
 
 
-@pytest.mark.xfail(strict=True, reason="PatchPruner checks attention for NaN but not "
-                   "patch_features: NaN features pass silently into the visual graphs")
 def test_non_finite_patch_features_are_named_by_the_pruner(pipe, clean):
     studies = pipe[0].transform(clean)
     features = studies.patch_features.copy()
@@ -249,8 +247,6 @@ def test_non_finite_patch_features_are_named_by_the_pruner(pipe, clean):
         pipe[1].transform(studies.replace(patch_features=features))
 
 
-@pytest.mark.xfail(strict=True, reason="GNNClassifier.predict_proba returns NaN probabilities "
-                   "for a graph with NaN node features instead of raising naming the study")
 def test_non_finite_graph_features_are_named_by_the_classifier(pipe, clean):
     studies = pipe[:-1].transform(clean)
     graphs = [g.clone() for g in studies.graphs]
