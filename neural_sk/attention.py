@@ -417,7 +417,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                         batch = _augment_pixels(batch, self.image_size // 16, generator)
                     features = encoder(normalize(batch, encoder).to(device))
                 if labels is not None:
-                    gen = model.generation_loss(features, labels[idx].to(device))
+                    batch_labels = labels[idx]
+                    # Reports were padded to the longest of the whole set: trim to this batch's.
+                    length = int((batch_labels != -100).sum(1).max())
+                    gen = model.generation_loss(features, batch_labels[:, :length].contiguous().to(device))
                 else:
                     gen = torch.zeros((), device=device)
                 loss = gen
@@ -702,7 +705,18 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
 
     def attention_maps(self, X) -> np.ndarray:
-        """Patch scores upsampled (nearest) to ``image_size`` for plotting: [n, S, S]."""
+        """Patch scores upsampled (nearest) to ``image_size`` for plotting: [n, S, S].
+
+        Parameters
+        ----------
+        X : DataFrame with an ``image`` column
+            The studies to score, as for :meth:`transform`.
+
+        Returns
+        -------
+        ndarray of shape (n, image_size, image_size)
+            Each study's patch attention, every patch's score repeated over its pixels.
+        """
         studies = self.transform(X)
         h, w = self.grid_shape_
         maps = studies.attention.reshape(-1, h, w)

@@ -163,7 +163,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         Width of the node features.
     module_ : torch.nn.Module
         The trained :class:`~neural_sk.models.gnn.GraphClassifierNet`.
-    x_mean_, x_scale_ : ndarray of shape (n_features_in_,) or None
+    x_mean_, x_scale_ : ndarray of shape (n_features,) or None
         Standardisation of the node features.
     loss_curve_ : list of float
         Mean training loss per epoch.
