@@ -74,7 +74,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         AdamW rate of everything except the encoder: 1e-3 for the from-scratch tiny decoder,
         2e-5 (the paper's) for a pretrained local decoder.
     encoder_learning_rate : float or "auto", default="auto"
-        1e-4 for the pretrained EfficientNet-Lite0, 1e-3 for the random tiny Swin, 2e-6 (the
+        3e-4 for the pretrained EfficientNet-Lite0, 1e-3 for the random tiny Swin, 2e-6 (the
         paper's) for a local checkpoint.
     weight_decay : float, default=0.01
     epochs : int, default=10
@@ -236,7 +236,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             lr = 1e-3 if self.text_model in ("tiny", None) else 2e-5
         enc_lr = self.encoder_learning_rate
         if enc_lr == "auto":
-            enc_lr = {"efficientnet-lite0": 1e-4, "tiny-swin": 1e-3}.get(self.vision_model, 2e-6)
+            enc_lr = {"efficientnet-lite0": 3e-4, "tiny-swin": 1e-3}.get(self.vision_model, 2e-6)
         return float(lr), float(enc_lr)
 
     def _build(self, reports: list[str], n_classes: int) -> None:

@@ -406,10 +406,32 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape (n, n_classes)."""
+        """Class probabilities, shape (n, n_classes).
+
+        Parameters
+        ----------
+        X : DataFrame with an ``image`` column
+            The studies to classify.
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+            Probabilities in the order of ``classes_``.
+        """
         check_is_fitted(self, "scorer_")
         return self.scorer_.predict_proba(X)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable class of each study."""
+        """Most probable class of each study.
+
+        Parameters
+        ----------
+        X : DataFrame with an ``image`` column
+            The studies to classify.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            One label of ``classes_`` per study.
+        """
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
