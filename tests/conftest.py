@@ -1,8 +1,10 @@
 """Shared test settings: one torch thread per worker keeps the 2-core CI machine responsive."""
 
 import os
+import warnings
 from pathlib import Path
 
+import joblib
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -26,3 +28,29 @@ def iu_reports_path():
     if not IU_REPORTS.exists():
         pytest.skip(f"real IU reports not found at {IU_REPORTS}")
     return IU_REPORTS
+
+
+TINY_N = 12  # studies the shared tiny pipeline is fitted on
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_path(tmp_path_factory):
+    """A fitted tiny pipeline, fitted once per test process and shared by the test modules."""
+    from neural_sk import make_neural_pipeline
+    from neural_sk.datasets import make_synthetic_cxr
+
+    path = tmp_path_factory.getbasetemp() / "neural_sk_tiny_pipeline.joblib"
+    if not path.exists():
+        X, y = make_synthetic_cxr(TINY_N, image_size=64, random_state=0)
+        pipe = make_neural_pipeline(
+            scorer__vision_model="tiny-swin", scorer__text_model="tiny", scorer__image_size=64,
+            scorer__epochs=1, scorer__max_report_tokens=32, scorer__random_state=0,
+            pruner__keep_ratio=0.25,
+            gnn__epochs=1, gnn__random_state=0)
+        with warnings.catch_warnings():  # a 1-epoch model on 12 studies: noisy, and fine
+            warnings.simplefilter("ignore")
+            pipe.fit(X, y)
+        tmp = path.with_suffix(".tmp")
+        joblib.dump(pipe, tmp)
+        tmp.replace(path)
+    return path

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_sk import make_neural_pipeline
 from neural_sk.compress import compress
 from neural_sk.datasets import make_synthetic_cxr
 from neural_sk.report_graph import ReportGraphBuilder
@@ -22,28 +21,9 @@ ROWS = [10, 11, 12, 13]  # the row labels of X; the bad study is always row 12
 BAD = 12
 
 
-def _tiny_pipeline_path(tmp_path_factory):
-    """A fitted tiny pipeline, fitted once per test process and shared by the test modules."""
-    path = tmp_path_factory.getbasetemp() / "neural_sk_tiny_pipeline.joblib"
-    if not path.exists():
-        X, y = make_synthetic_cxr(N, image_size=64, random_state=0)
-        pipe = make_neural_pipeline(
-            scorer__vision_model="tiny-swin", scorer__text_model="tiny", scorer__image_size=64,
-            scorer__epochs=1, scorer__max_report_tokens=32, scorer__random_state=0,
-            pruner__keep_ratio=0.25,
-            gnn__epochs=1, gnn__random_state=0)
-        with warnings.catch_warnings():  # a 1-epoch model on 12 studies: noisy, and fine
-            warnings.simplefilter("ignore")
-            pipe.fit(X, y)
-        tmp = path.with_suffix(".tmp")
-        joblib.dump(pipe, tmp)
-        tmp.replace(path)
-    return path
-
-
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
-    return joblib.load(_tiny_pipeline_path(tmp_path_factory))
+def pipe(tiny_pipeline_path):
+    return joblib.load(tiny_pipeline_path)
 
 
 @pytest.fixture(scope="module")

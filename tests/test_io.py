@@ -4,7 +4,6 @@ import hashlib
 import io
 import json
 import pickle
-import warnings
 import zipfile
 
 import joblib
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from neural_sk import StudySet, make_neural_pipeline
+from neural_sk import StudySet
 from neural_sk import io as nio
 from neural_sk.datasets import make_synthetic_cxr
 from neural_sk.io import (ArchiveError, IncompatibleArchiveError, archive_nbytes,
@@ -23,33 +22,14 @@ from neural_sk.plotting import prune_image
 N = 12
 
 
-def _tiny_pipeline_path(tmp_path_factory):
-    """A fitted tiny pipeline, fitted once per test process and shared by the test modules."""
-    path = tmp_path_factory.getbasetemp() / "neural_sk_tiny_pipeline.joblib"
-    if not path.exists():
-        X, y = make_synthetic_cxr(N, image_size=64, random_state=0)
-        pipe = make_neural_pipeline(
-            scorer__vision_model="tiny-swin", scorer__text_model="tiny", scorer__image_size=64,
-            scorer__epochs=1, scorer__max_report_tokens=32, scorer__random_state=0,
-            pruner__keep_ratio=0.25,
-            gnn__epochs=1, gnn__random_state=0)
-        with warnings.catch_warnings():  # a 1-epoch model on 12 studies: noisy, and fine
-            warnings.simplefilter("ignore")
-            pipe.fit(X, y)
-        tmp = path.with_suffix(".tmp")
-        joblib.dump(pipe, tmp)
-        tmp.replace(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def data():
     return make_synthetic_cxr(N, image_size=64, random_state=0)
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory, data):
-    pipe = joblib.load(_tiny_pipeline_path(tmp_path_factory))
+def studies(tiny_pipeline_path, data):
+    pipe = joblib.load(tiny_pipeline_path)
     return pipe[:-1].transform(data[0])
 
 
