@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .models.encoders import ENCODER_PRESETS, build_encoder, images_to_tensor, normalize
@@ -151,7 +151,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         "image_size": [Interval(Integral, 32, None, closed="left")],
         "method": [StrOptions({"mil", "cam", "cross_attention"})],
         "train_encoder": [StrOptions({"last_stage", "all", "none"})],
-        "feature_stage": [StrOptions({"16", "32"}), Interval(Integral, 16, 32, closed="both")],
+        "feature_stage": [Options(Integral, {16, 32})],
         "position_embedding": ["boolean"],
         "classification_weight": [Interval(Real, 0, None, closed="left")],
         "grounding_weight": [Interval(Real, 0, None, closed="left")],
@@ -218,7 +218,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
-        tags.target_tags.required = False
+        tags.target_tags.required = self.method != "cross_attention"
         tags.non_deterministic = self.device != "cpu"
         return tags
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from neural_sk.utils.validation import check_study_frame
@@ -346,7 +346,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         "vision_model": [str],
         "image_size": [Interval(Integral, 32, None, closed="left")],
         "train_encoder": [StrOptions({"last_stage", "all", "none"})],
-        "feature_stage": [Interval(Integral, 16, 32, closed="both")],
+        "feature_stage": [Options(Integral, {16, 32})],
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "encoder_learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -419,6 +419,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             Probabilities in the order of ``classes_``.
         """
         check_is_fitted(self, "scorer_")
+        # The device is a run-time choice: a model fitted on a GPU predicts on a CPU machine.
+        self.scorer_.set_params(device=self.device)
         return self.scorer_.predict_proba(X)
 
     def predict(self, X) -> np.ndarray:
@@ -434,4 +436,5 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n,)
             One label of ``classes_`` per study.
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks the fit first
+        return self.classes_[np.argmax(proba, axis=1)]

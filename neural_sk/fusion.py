@@ -147,6 +147,11 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             report, m, dr = _graph_dicts(studies.report_graphs, "report_graphs", ids)
         return visual, k, dv, report, m, dr
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: StudySet, y: Any = None) -> GraphFuser:
         """Check the parameters and remember the feature widths of both graphs.

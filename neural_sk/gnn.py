@@ -263,6 +263,12 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
                                       stratify=stratify)
         return np.sort(train), np.sort(val)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.non_deterministic = self.device != "cpu"
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> GNNClassifier:
         """Train on graphs ``X`` with labels ``y``.
@@ -434,7 +440,8 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n,)
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks the fit first
+        return self.classes_[np.argmax(proba, axis=1)]
 
     # -- pickling ---------------------------------------------------------------------------
     def __getstate__(self) -> dict:

@@ -159,6 +159,11 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         self.node_features = node_features
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: StudySet, y: Any = None) -> PatchPruner:
         """Check the parameters and remember the patch grid and feature width of ``X``.

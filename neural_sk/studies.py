@@ -207,7 +207,17 @@ class StudySet:
         return dataclasses.replace(self, **fields)
 
     def replace(self, **fields: Any) -> StudySet:
-        """Return a new StudySet with ``fields`` set; this one is left unchanged."""
+        """Return a new StudySet with ``fields`` set; this one is left unchanged.
+
+        Parameters
+        ----------
+        **fields
+            Field names and their new values (``keep_mask=...``, ``graphs=...``).
+
+        Returns
+        -------
+        StudySet
+        """
         unknown = set(fields) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise TypeError(f"unknown StudySet fields: {sorted(unknown)}")
@@ -219,7 +229,12 @@ class StudySet:
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
 
     def nbytes_by_field(self) -> dict[str, int]:
-        """Bytes held by each filled per-study field (graphs count their tensors)."""
+        """Bytes held by each filled per-study field (graphs count their tensors).
+
+        Returns
+        -------
+        dict of str to int
+        """
         return {
             name: _field_nbytes(getattr(self, name))
             for name in PER_STUDY_FIELDS

@@ -112,30 +112,7 @@ def fitted():
     return get
 
 
-_REASONS = {
-    ("AttentionScorer", "check_tags_requires_y"):
-        "attention.py:AttentionScorer.__sklearn_tags__ sets target_tags.required=False, but "
-        "fit raises without y for the default method='mil' (and 'cam'); required should be "
-        "self.method != 'cross_attention'",
-    ("PatchPruner", "check_tags_input"):
-        "pruning.py:PatchPruner has no __sklearn_tags__: input_tags.two_d_array stays True "
-        "although it only takes a StudySet",
-    ("GraphFuser", "check_tags_input"):
-        "fusion.py:GraphFuser has no __sklearn_tags__: input_tags.two_d_array stays True "
-        "although it only takes a StudySet",
-    ("GNNClassifier", "check_tags_input"):
-        "gnn.py:GNNClassifier has no __sklearn_tags__: input_tags.two_d_array stays True "
-        "although it only takes a StudySet or a list of Data",
-    ("GNNClassifier", "check_tags_non_deterministic"):
-        "gnn.py:GNNClassifier has a device parameter but never sets tags.non_deterministic "
-        "(scatter-add on CUDA is not bitwise reproducible)",
-    ("GNNClassifier", "check_fit_lifecycle"):
-        "gnn.py:GNNClassifier.predict reads self.classes_ before predict_proba checks the "
-        "fit, so an unfitted predict raises AttributeError, not NotFittedError",
-    ("ImageClassifier", "check_fit_lifecycle"):
-        "baselines.py:ImageClassifier.predict reads self.classes_ before predict_proba checks "
-        "the fit, so an unfitted predict raises AttributeError, not NotFittedError",
-}
+_REASONS: dict = {}  # (estimator, check) -> why it is a known defect, while one exists
 CHECK_NAMES = [check.__name__ for check in estimator_checks._CHECKS]
 
 
@@ -165,9 +142,7 @@ _INVALID = [
     ("AttentionScorer", {"method": "bogus"}, ["'method'", "'mil'", "'cross_attention'"], None),
     ("AttentionScorer", {"image_size": 16}, ["'image_size'", "[32, inf)"], None),
     ("AttentionScorer", {"device": "gpu"}, ["device='gpu'", "'cpu'"], None),
-    ("AttentionScorer", {"feature_stage": 20}, ["'feature_stage'", "16", "32"],
-     "attention.py:AttentionScorer._parameter_constraints accepts any int in [16, 32] for "
-     "feature_stage; tiny-swin then silently ignores 20 (use Options(Integral, {16, 32}))"),
+    ("AttentionScorer", {"feature_stage": 20}, ["'feature_stage'", "16", "32"], None),
     ("PatchPruner", {"connectivity": 6}, ["'connectivity'", "4", "8"], None),
     ("PatchPruner", {"keep_ratio": 1.5}, ["'keep_ratio'", "(0.0, 1.0]"], None),
     ("PatchPruner", {"keep_ratio": 0.5, "top_k": 3}, ["keep_ratio", "top_k", "exactly one"],
@@ -181,9 +156,7 @@ _INVALID = [
     ("CodecCompressor", {"codec": "png"}, ["'codec'", "'webp'"], None),
     ("CodecCompressor", {"quality": 200}, ["quality", "[1, 100]"], None),
     ("ImageClassifier", {"train_encoder": "some"}, ["'train_encoder'", "'last_stage'"], None),
-    ("ImageClassifier", {"feature_stage": 20}, ["'feature_stage'", "16", "32"],
-     "baselines.py:ImageClassifier._parameter_constraints accepts any int in [16, 32] for "
-     "feature_stage; tiny-swin then silently ignores 20 (use Options(Integral, {16, 32}))"),
+    ("ImageClassifier", {"feature_stage": 20}, ["'feature_stage'", "16", "32"], None),
 ]
 
 
@@ -414,13 +387,7 @@ np.save(sys.argv[2], np.asarray(out, dtype=np.float64))
 
 def _gpu_cases():
     for name in _GPU_STEPS:
-        marks = []
-        if name == "ImageClassifier":
-            marks = [pytest.mark.xfail(strict=True, reason=(
-                "baselines.py:ImageClassifier.predict_proba: set_params(device='cpu') does not "
-                "reach the fitted scorer_, which keeps device='cuda', so a model fitted on a "
-                "GPU cannot predict on a CPU machine"))]
-        yield pytest.param(name, id=name, marks=marks)
+        yield pytest.param(name, id=name)
 
 
 @pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device")
@@ -463,13 +430,7 @@ _EXAMPLE_CODES = {"EX01"}
 _DOC_MODULES = ["neural_sk.datasets", "neural_sk.text", "neural_sk.metrics",
                 "neural_sk.plotting", "neural_sk.io", "neural_sk.baselines",
                 "neural_sk.utils.estimator_checks"]
-_DOC_REASONS = {
-    "neural_sk.studies.StudySet.replace":
-        "studies.py:StudySet.replace documents neither its **fields (PR01) nor what it "
-        "returns (RT01)",
-    "neural_sk.studies.StudySet.nbytes_by_field":
-        "studies.py:StudySet.nbytes_by_field has no Returns section (RT01)",
-}
+_DOC_REASONS: dict = {}  # qualified name -> why its docstring is a known defect
 
 
 def _qualified(obj) -> str:
