@@ -92,10 +92,11 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         ``"random"`` keeps as many patches as ``"attention"`` would, chosen at random: the
         control that shows whether attention chose well.
     node_features : {"features", "features+attention", "features+position", \
-"features+attention+position"}, default="features"
+"features+attention+position"}, default="features+attention"
         Node features of the visual graph: the kept patches' encoder features, optionally
         followed by their attention relative to uniform (``attention * P``, so 1 is
-        average) and their position ``(row / (h - 1), col / (w - 1))`` in [0, 1].
+        average: how strongly the study concentrates on the patch) and their position
+        ``(row / (h - 1), col / (w - 1))`` in [0, 1].
     random_state : int, RandomState instance or None, default=None
         Seed of ``rank_by="random"``. With an int, ``transform`` picks the same patches on
         every call.
@@ -147,7 +148,7 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         min_patches: int = 1,
         connectivity: int = 4,
         rank_by: str = "attention",
-        node_features: str = "features",
+        node_features: str = "features+attention",
         random_state: Any = None,
     ) -> None:
         self.keep_ratio = keep_ratio

@@ -235,7 +235,7 @@ class _EditsItsInput(PatchPruner):
 
 class _BuildsInInit(PatchPruner):
     def __init__(self, *, keep_ratio=0.25, top_k=None, threshold=None, min_patches=1,
-                 connectivity=4, rank_by="attention", node_features="features",
+                 connectivity=4, rank_by="attention", node_features="features+attention",
                  random_state=None):
         super().__init__(keep_ratio=keep_ratio, top_k=top_k, threshold=threshold,
                          min_patches=min_patches, connectivity=connectivity, rank_by=rank_by,

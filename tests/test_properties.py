@@ -55,7 +55,8 @@ def _expected_count(rule, attention, min_patches):
        connectivity=st.sampled_from([4, 8]))
 def test_pruner_keeps_the_top_patches_as_a_valid_grid_graph(studies, rule, min_patches,
                                                             connectivity):
-    pruner = PatchPruner(min_patches=min_patches, connectivity=connectivity, **rule)
+    pruner = PatchPruner(min_patches=min_patches, connectivity=connectivity,
+                         node_features="features", **rule)
     out = pruner.fit(studies).transform(studies)
     n, (h, w) = len(studies), studies.grid_shape
     assert len(out) == n and len(out.visual_graphs) == n

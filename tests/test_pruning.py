@@ -52,7 +52,7 @@ def planted():
 
 def test_keeps_exactly_the_planted_patches(planted):
     studies, peaks = planted
-    out = PatchPruner(keep_ratio=None, top_k=4).fit_transform(studies)
+    out = PatchPruner(keep_ratio=None, top_k=4, node_features="features").fit_transform(studies)
     assert len(out) == len(studies) and list(out.ids) == list(studies.ids)
     assert studies.keep_mask is None and studies.visual_graphs is None  # input untouched
     for i, peak in enumerate(peaks):
