@@ -220,3 +220,18 @@ def test_image_only_scorer_and_full_image_baseline(data):
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(proba, scorer.predict_proba(images_only))  # same loop, same seed
     assert set(clf.predict(images_only)) <= set(y)
+
+
+def test_grounding_pulls_scores_toward_given_lesions():
+    from neural_sk.metrics import patch_lesion_masks
+
+    X, y, masks = make_synthetic_cxr(16, image_size=64, random_state=0, return_masks=True)
+    X = X.copy()
+    X["lesion"] = list(masks)
+    lesion = patch_lesion_masks(np.asarray(masks), (4, 4))
+    mass = {}
+    for weight in (0.0, 5.0):
+        scorer = AttentionScorer(**{**TINY, "epochs": 5, "grounding_weight": weight}).fit(X, y)
+        attention = scorer.transform(X).attention
+        mass[weight] = float((attention * lesion).sum(1)[y == 1].mean())
+    assert mass[5.0] > mass[0.0]
