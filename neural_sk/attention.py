@@ -6,6 +6,7 @@ import copy
 import hashlib
 import io
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
@@ -345,9 +346,12 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             list(reports), padding=True, truncation=True, max_length=self.max_report_tokens,
             return_offsets_mapping=True, return_tensors="pt",
         )
-        if warn_rows is not None:
-            full = self.tokenizer_(list(reports), truncation=False)["input_ids"]
-            long_rows = [warn_rows[i] for i, ids in enumerate(full) if len(ids) > self.max_report_tokens]
+        at_limit = np.flatnonzero(enc["attention_mask"].sum(1).numpy() >= self.max_report_tokens)
+        if warn_rows is not None and len(at_limit):
+            # Only reports that fill the limit can have been cut: tokenise those again whole.
+            full = self.tokenizer_([reports[i] for i in at_limit], truncation=False)["input_ids"]
+            long_rows = [warn_rows[i] for i, ids in zip(at_limit, full)
+                         if len(ids) > self.max_report_tokens]
             if long_rows:
                 warnings.warn(
                     f"{len(long_rows)} report(s) exceed max_report_tokens={self.max_report_tokens} "
@@ -523,10 +527,22 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc="score patches", unit="batch")
-        for start in starts:
-            part = X.iloc[start : start + self.batch_size]
-            self._score_batch(part, model, device, start, attention, features, reports,
-                              token_att, token_off, errors)
+        # Decoding the next batch's images in a thread overlaps with the model's forward pass
+        # (PIL and torch both release the GIL).
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = None
+            for start in starts:
+                part = X.iloc[start : start + self.batch_size]
+                pixels = (pending or reader.submit(self._read_batch, part, errors, start)).result()
+                following = start + self.batch_size
+                pending = None
+                if following < n:
+                    pending = reader.submit(
+                        self._read_batch, X.iloc[following : following + self.batch_size],
+                        errors, following,
+                    )
+                self._score_batch(part, pixels, model, device, start, attention, features,
+                                  reports, token_att, token_off, errors)
         model.to("cpu")
         return StudySet(
             ids=self._ids(X), reports=reports, attention=attention, patch_features=features,
@@ -552,10 +568,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         return images_to_tensor(images, self.image_size)
 
     @torch.inference_mode()
-    def _score_batch(self, part, model, device, start, attention, features, reports,
+    def _score_batch(self, part, pixels, model, device, start, attention, features, reports,
                      token_att, token_off, errors):
         encoder = model.encoder
-        pixels = normalize(self._read_batch(part, errors, start), encoder).to(device)
+        pixels = normalize(pixels, encoder).to(device)
         if encoder.name == "efficientnet-lite0":
             pixels = pixels.contiguous(memory_format=torch.channels_last)
         feats = encoder(pixels)
