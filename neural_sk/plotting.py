@@ -17,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+# One definition of the patch grid's pixel cells, shared with the lesion metrics.
+from .metrics import _cell_bounds as _bounds
+from .metrics import _grid
+
 __all__ = [
     "upsample_patch_scores",
     "prune_image",
@@ -33,20 +37,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 # Pure pixel helpers
 # --------------------------------------------------------------------------------------
-def _grid(grid_shape: Sequence[int]) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in grid_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"grid_shape must be a pair (h, w), got {grid_shape!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"grid_shape must be positive, got {(h, w)}")
-    return h, w
-
-
-def _bounds(size: int, cells: int) -> np.ndarray:
-    return (np.arange(cells + 1, dtype=np.int64) * size) // cells
-
-
 def _cell_of_pixel(size: int, cells: int) -> np.ndarray:
     """Index of the cell each pixel row (or column) falls in."""
     return np.searchsorted(_bounds(size, cells), np.arange(size), side="right") - 1
