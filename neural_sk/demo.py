@@ -135,6 +135,7 @@ def run_demo(settings: DemoSettings | None = None, *, out: str | Path | None = N
 
 
 def _write_pictures(out: Path, X_test, y_test, masks, studies) -> list[str]:
+    """The first three held-out positives (not hand-picked) and the first one's fused graph."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,22 +144,33 @@ def _write_pictures(out: Path, X_test, y_test, masks, studies) -> list[str]:
     from .plotting import plot_attention_overlay, plot_graph, show_pruned
 
     out.mkdir(parents=True, exist_ok=True)
-    positives = np.flatnonzero(np.asarray(y_test) == 1)
-    k = int(positives[0]) if len(positives) else 0
-    image = np.asarray(X_test["image"].iloc[k])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
-    plot_attention_overlay(image, studies.attention[k], studies.grid_shape, ax=axes[0], mask=masks[k])
-    axes[0].set_title("attention (lesion outlined)")
-    show_pruned(image, studies.keep_mask[k], studies.grid_shape, ax=axes[1], mask=masks[k])
-    axes[1].set_title(f"kept {int(studies.keep_mask[k].sum())} of {studies.keep_mask.shape[1]} patches")
-    plot_graph(studies.graphs[k], ax=axes[2], grid_shape=studies.grid_shape)
-    axes[2].set_title("fused graph")
-    fig.suptitle(f"held-out study {studies.ids[k]}: " + studies.reports[k][:110] + "...", fontsize=9)
+    positives = np.flatnonzero(np.asarray(y_test) == 1)[:3]
+    if len(positives) == 0:
+        positives = np.arange(min(3, len(y_test)))
+    fig, axes = plt.subplots(len(positives), 2, figsize=(8, 4 * len(positives)), squeeze=False)
+    for row, k in enumerate(positives):
+        image = np.asarray(X_test["image"].iloc[k])
+        plot_attention_overlay(image, studies.attention[k], studies.grid_shape,
+                               ax=axes[row, 0], mask=masks[k])
+        axes[row, 0].set_title(f"study {studies.ids[k]}: attention, lesion outlined", fontsize=9)
+        show_pruned(image, studies.keep_mask[k], studies.grid_shape, ax=axes[row, 1],
+                    mask=masks[k])
+        axes[row, 1].set_title(f"kept {int(studies.keep_mask[k].sum())} of "
+                               f"{studies.keep_mask.shape[1]} patches", fontsize=9)
     fig.tight_layout()
-    path = out / "demo_study.png"
-    fig.savefig(path, dpi=110)
+    attention_path = out / "demo_attention.png"
+    fig.savefig(attention_path, dpi=100)
     plt.close(fig)
-    return [str(path)]
+
+    k = int(positives[0])
+    fig, ax = plt.subplots(figsize=(7, 5))
+    plot_graph(studies.graphs[k], ax=ax, grid_shape=studies.grid_shape)
+    ax.set_title("fused graph; generated report: " + studies.reports[k][:90], fontsize=8)
+    fig.tight_layout()
+    graph_path = out / "demo_graph.png"
+    fig.savefig(graph_path, dpi=100)
+    plt.close(fig)
+    return [str(attention_path), str(graph_path)]
 
 
 def format_table(r: dict[str, Any]) -> str:
