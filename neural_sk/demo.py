@@ -27,10 +27,10 @@ log = logging.getLogger(__name__)
 class DemoSettings:
     """Settings of a demo run; ``quick()`` gives CI-sized ones."""
 
-    n_samples: int = 400
+    n_samples: int = 700
     image_size: int = 224
     keep_ratio: float = 0.023
-    epochs: int = 10
+    epochs: int = 12
     test_size: float = 0.4
     random_state: int = 0
     vision_model: str = "efficientnet-lite0"
