@@ -325,17 +325,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self.info_ = self._identity()
         return self
 
-    def _read_pixels(self, X: pd.DataFrame, jpeg_quality=None, rows=None) -> torch.Tensor:
-        from .datasets.images import read_image
+    def _read_pixels(self, X: pd.DataFrame, jpeg_quality=None) -> torch.Tensor:
+        from .datasets.images import read_images
 
-        images = []
-        for row, source in zip(X.index if rows is None else rows, X["image"]):
-            try:
-                img = read_image(source)
-            except Exception as exc:
-                where = f" ({source})" if isinstance(source, str) else ""
-                raise type(exc)(f"study at row {row!r}{where}: {exc}") from exc
-            images.append(img)
+        images = read_images(X["image"].tolist(), index=list(X.index))  # errors name the row
         pixels = images_to_tensor(images, self.image_size)
         if jpeg_quality is not None:
             pixels = _jpeg_degrade(pixels, jpeg_quality)

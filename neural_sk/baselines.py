@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from neural_sk.attention import AttentionScorer
 from neural_sk.utils.validation import check_study_frame
 
 __all__ = ["CodecCompressor", "ImageClassifier"]
@@ -342,21 +343,13 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     (8, 2)
     """
 
+    # The same parameters as the scorer's, validated by the same rules (one source of truth).
     _parameter_constraints: dict = {
-        "vision_model": [str],
-        "image_size": [Interval(Integral, 32, None, closed="left")],
-        "train_encoder": [StrOptions({"last_stage", "all", "none"})],
-        "feature_stage": [Options(Integral, {16, 32})],
-        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "encoder_learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "augment": ["boolean"],
-        "train_jpeg_quality": [None, Interval(Integral, 1, 100, closed="both")],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        name: AttentionScorer._parameter_constraints[name]
+        for name in ("vision_model", "image_size", "train_encoder", "feature_stage",
+                     "learning_rate", "encoder_learning_rate", "weight_decay", "epochs",
+                     "batch_size", "augment", "train_jpeg_quality", "device", "random_state",
+                     "verbose")
     }
 
     def __init__(self, vision_model="efficientnet-lite0", image_size=224,
@@ -398,8 +391,6 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : ImageClassifier
         """
-        from .attention import AttentionScorer
-
         params = self.get_params()
         self.scorer_ = AttentionScorer(text_model=None, method="mil", **params).fit(X, y)
         self.classes_ = self.scorer_.classes_

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
+from .graphs import top_k_mask
+
 __all__ = [
     "patch_lesion_masks",
     "lesion_hit_rate",
@@ -301,16 +303,6 @@ def hit_rate_chance(n_kept: Any, lesion_patches: np.ndarray, y: Any = None) -> f
     return _mean_over(_chance_per_study(k, lesion), positive)
 
 
-def _top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    n, n_patches = scores.shape
-    k = min(k, n_patches)
-    # argpartition over the whole [n, P] array: no loop over studies or patches.
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    mask = np.zeros((n, n_patches), dtype=bool)
-    np.put_along_axis(mask, top, True, axis=1)
-    return mask
-
-
 def _n_top(fraction: float, n_patches: int) -> int:
     if not 0.0 < float(fraction) <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
@@ -323,8 +315,8 @@ def top_fraction_hit_rate(
 ) -> float:
     """Hit rate of the top ``fraction`` of patches by score.
 
-    Each study keeps its ``k = max(1, ceil(fraction * P))`` highest-scored patches (ties broken
-    arbitrarily) and counts a hit when one of them touches the lesion.
+    Each study keeps its ``k = max(1, ceil(fraction * P))`` highest-scored patches (ties go to
+    the lower patch index, as in the pruner) and counts a hit when one of them touches the lesion.
 
     Parameters
     ----------
@@ -355,7 +347,7 @@ def top_fraction_hit_rate(
     1.0
     """
     scores, lesion = _check_pair("scores", scores, lesion_patches)
-    keep = _top_k_mask(scores, _n_top(fraction, lesion.shape[1]))
+    keep = top_k_mask(scores, _n_top(fraction, lesion.shape[1]))
     return lesion_hit_rate(keep, lesion, y)
 
 
@@ -399,7 +391,7 @@ def hit_at_k(scores: np.ndarray, lesion_patches: np.ndarray, k: int = 1, y: Any 
     lesion_patches : ndarray of shape (n, P), bool
         Patches that touch the lesion, from :func:`patch_lesion_masks`.
     k : int, default=1
-        Number of top-scored patches per study (ties broken arbitrarily).
+        Number of top-scored patches per study (ties go to the lower patch index).
     y : array-like of shape (n,), default=None
         Labels; when given, the positives are ``y == 1`` (see the module notes).
 
@@ -423,7 +415,7 @@ def hit_at_k(scores: np.ndarray, lesion_patches: np.ndarray, k: int = 1, y: Any 
     scores, lesion = _check_pair("scores", scores, lesion_patches)
     if int(k) < 1:
         raise ValueError(f"k must be >= 1, got {k!r}")
-    return lesion_hit_rate(_top_k_mask(scores, int(k)), lesion, y)
+    return lesion_hit_rate(top_k_mask(scores, int(k)), lesion, y)
 
 
 def hit_at_k_chance(lesion_patches: np.ndarray, k: int = 1, y: Any = None) -> float:
