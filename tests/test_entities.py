@@ -74,6 +74,24 @@ def test_status_of_single_findings(report, concept, status):
     ("Left base opacity, infection cannot be excluded.", "lung-opacity", "present"),
     ("Consolidation, atelectasis, and effusion have cleared.", "consolidation", "absent"),
     ("Specifically, no consolidation.. Minimal atelectasis noted.", "atelectasis", "present"),
+    # High-probability hedges read as present; low-probability ones as uncertain.
+    ("Probable right lower lobe pneumonia.", "pneumonia", "present"),
+    ("Opacity most consistent with pneumonia.", "pneumonia", "present"),
+    ("Left base opacity, likely atelectasis.", "atelectasis", "present"),
+    ("Possible right lower lobe pneumonia.", "pneumonia", "uncertain"),
+    ("No effusion; probable atelectasis.", "pleural-effusion", "absent"),
+    ("Linear opacity, favoring atelectasis over infection.", "pneumonia", "uncertain"),
+    ("Likely atelectasis or pneumonia.", "pneumonia", "uncertain"),
+    ("Likely atelectasis or pneumonia.", "atelectasis", "present"),
+    # An opacity explained by a non-parenchymal or old cause is not a lung opacity ...
+    ("Nodular densities in the lungs consistent with chronic granulomatous disease.",
+     "lung-opacity", "absent"),
+    ("Left basilar opacity secondary to epicardial fat.", "lung-opacity", "absent"),
+    # ... unless the cause is one alternative among findings.
+    ("Basilar opacity may represent scarring or atelectasis.", "lung-opacity", "present"),
+    ("Right lower lobe opacity consistent with pneumonia.", "lung-opacity", "present"),
+    # Prominent interstitial markings name the lung's markings: a sign, not an opacity.
+    ("Prominent interstitial markings.", "lung-opacity", "uncertain"),
 ])
 def test_radiology_specific_readings(report, concept, status):
     assert findings(report).get(concept) == status
@@ -108,7 +126,9 @@ def test_sentences_bound_the_scope():
     ("Normal heart size.", "absent"),
     ("The heart is not significantly enlarged.", "absent"),
     ("The cardiac silhouette is moderately enlarged.", "present"),
-    ("Borderline cardiomegaly.", "uncertain"),
+    ("Borderline cardiomegaly.", "present"),
+    ("The heart is borderline enlarged.", "present"),
+    ("Possible cardiomegaly.", "uncertain"),
     ("Heart size is upper limits normal or mildly enlarged.", "uncertain"),
     ("The heart and lungs have not changed.", None),
 ])

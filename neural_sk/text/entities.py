@@ -25,8 +25,9 @@ How a report is read
      costophrenic angle (pleural effusion): each suggests the finding without proving it.
    - *head + attribute*: a structure named with a state word in the same sentence (the
      nearest attribute within 8 tokens wins): "heart size is normal" -> cardiomegaly
-     absent, "the heart is enlarged" -> present, "borderline" -> uncertain, "upper limits
-     normal or mildly enlarged" (a state and its opposite as alternatives) -> uncertain;
+     absent, "the heart is enlarged" -> present, "borderline enlarged" -> present (a degree,
+     like "mild"), "upper limits normal or mildly enlarged" (a state and its opposite as
+     alternatives) -> uncertain;
      "the lungs are clear" -> lung-opacity and consolidation absent; "mediastinum is
      widened" -> enlarged-cardiomediastinum; "costophrenic angles are sharp" -> pleural
      effusion absent. A structure named without a state word is not a finding.
@@ -39,7 +40,13 @@ How a report is read
    seen", "no longer visualized", "is normal" ...; uncertainty: "possible", "may represent",
    "cannot exclude", "questionable", "suspicious for", "concerning for", "versus", "?",
    "in the appropriate clinical setting", "no new" (as the CheXpert labeler reads it: an
-   older finding may persist) ... A *pre* cue reaches forward over at most its scope in
+   older finding may persist) ... High-probability hedges read as present, as on the
+   radiology hedging scale ("probable", "likely", "favored", "presumed", "most consistent
+   with", "is likely"): they sit with "consistent with", not with "possible". An opacity
+   the sentence attributes to a non-parenchymal or old cause is not a lung opacity
+   ("nodular densities consistent with chronic granulomatous disease", "opacity ...
+   secondary to epicardial fat") unless the cause is one of several alternatives ("may
+   represent scarring or atelectasis"). A *pre* cue reaches forward over at most its scope in
    tokens ("no" 20, "not" 3), a *post* cue ("is not seen", "cannot be excluded") back over
    at most its scope; words inside other finding or anatomy mentions do not count, so a
    list ("no effusion, pneumothorax, edema or nodules") is covered. Scopes end at
@@ -304,11 +311,17 @@ class _Reader:
         # Cues: one entry per phrase holding its pre and post roles.
         cues: dict[str, dict[str, Any]] = {}
         spec = lexicon["cues"]
-        for role, status in (("pre_negation", _ABSENT), ("pre_uncertainty", _UNCERTAIN)):
-            for phrase, scope in spec[role].items():
+        # A high-probability hedge ("probable", "most consistent with") reads as present: on
+        # the radiology hedging scale it sits with "consistent with", far above "possible".
+        # As a cue it still closes the scope, so the hedge's own reading wins over a farther
+        # cue ("no effusion; probable atelectasis").
+        for role, status in (("pre_negation", _ABSENT), ("pre_uncertainty", _UNCERTAIN),
+                             ("pre_probable", _PRESENT)):
+            for phrase, scope in spec.get(role, {}).items():
                 cues.setdefault(phrase, {})["pre"] = (status, int(scope))
-        for role, status in (("post_negation", _ABSENT), ("post_uncertainty", _UNCERTAIN)):
-            for phrase, scope in spec[role].items():
+        for role, status in (("post_negation", _ABSENT), ("post_uncertainty", _UNCERTAIN),
+                             ("post_probable", _PRESENT)):
+            for phrase, scope in spec.get(role, {}).items():
                 cues.setdefault(phrase, {})["post"] = (status, int(scope))
         past = spec.get("past", {"phrases": {}, "concepts": []})
         for phrase, scope in past["phrases"].items():
@@ -325,6 +338,11 @@ class _Reader:
                 cues[phrase] = {"kind": "terminator" if kind == "terminators" else kind}
         for phrase, roles in cues.items():
             add("C", phrase, _Cue(**roles))
+
+        explained = lexicon.get("explained", {})
+        self.explained_concepts = frozenset(explained.get("concepts", ()))
+        self.explain_links = frozenset(explained.get("links", ()))
+        self.explain_causes = tuple(explained.get("causes", ()))
 
         # Anatomy.
         anatomy = lexicon["anatomy"]
@@ -434,6 +452,9 @@ class _Reader:
                     status = self._status(start, end, sent, concept, state)
                     if rule == "sign" and status == _PRESENT:
                         status = _UNCERTAIN
+                    elif (status == _PRESENT and concept in self.explained_concepts
+                          and self._explained(end, sent, state)):
+                        status = _ABSENT
                     mentions.append(("finding", concept, status, sent, start, end))
             else:
                 for concept in self.head_groups[info]["concepts"]:
@@ -493,6 +514,11 @@ class _Reader:
                     if status == _UNCERTAIN and self._negated_hedge(i, cue, start, limit,
                                                                     concept, state):
                         return _ABSENT, distance
+                    if status == _PRESENT and any(state.finding_start[c_end:start]):
+                        # "favoring atelectasis over infection", "likely atelectasis or
+                        # pneumonia": the hedge backs its first finding; the others are
+                        # the less likely alternatives.
+                        return _UNCERTAIN, distance
                     return status, distance
             i -= 1
         return None
@@ -540,6 +566,35 @@ class _Reader:
                 distance = state.gap(end, c_start)
                 return (status, distance) if distance <= scope else None
         return None
+
+    def _explained(self, end: int, sent: int, state: _Doc) -> bool:
+        """The mention ending at ``end`` is attributed to a non-parenchymal cause.
+
+        "Nodular densities consistent with chronic granulomatous disease", "opacity at the
+        base of the mediastinum which is likely a hiatal hernia": a link word within 8
+        tokens, then a cause word within 5 tokens of it, before
+        any finding, and not offered as one of several alternatives ("may represent scarring
+        or atelectasis" keeps the opacity).
+        """
+        lowers, starts = state.lowers, state.finding_start
+        sent_end = state.sent_bounds[sent][1]
+        link = None
+        for k in range(end, min(end + 8, sent_end)):
+            if lowers[k] in (";", ":"):
+                return False
+            if lowers[k] in self.explain_links:
+                link = k
+                break
+        if link is None:
+            return False
+        for k in range(link + 1, min(link + 6, sent_end)):
+            if lowers[k].startswith(self.explain_causes):
+                after = lowers[k + 1:min(k + 5, sent_end)]
+                return not any(w in ("or", "versus", "vs", "vs.", "and/or") and
+                               any(starts[k + 1 + j:k + 5]) for j, w in enumerate(after))
+            if starts[k]:
+                return False
+        return False
 
     @staticmethod
     def _clause_break(left: int, right: int, state: _Doc) -> bool:
