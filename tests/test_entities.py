@@ -70,6 +70,7 @@ def test_status_of_single_findings(report, concept, status):
     ("Compared with the prior radiograph, pneumonia has worsened.", "pneumonia", "present"),
     ("Atelectasis is favored over pneumonia.", "pneumonia", "uncertain"),
     ("Right effusion has nearly resolved.", "pleural-effusion", "present"),
+    ("Almost completely resolved apical pleural air collection.", "pneumothorax", "present"),
     ("No focal consolidation concerning for pneumonia.", "pneumonia", "absent"),
     ("Left base opacity, infection cannot be excluded.", "lung-opacity", "present"),
     ("Consolidation, atelectasis, and effusion have cleared.", "consolidation", "absent"),
