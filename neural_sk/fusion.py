@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .graphs import central_nodes_packed, edge_blocks, make_data
+from .graphs import attribute_dicts, central_nodes_packed, data_factory
 from .studies import StudySet
 
 __all__ = ["GraphFuser"]
@@ -31,22 +31,24 @@ def _numpy(value: Any, dtype: Any = None) -> np.ndarray:
 
 def _graph_dicts(graphs: list, field: str, ids: np.ndarray
                  ) -> tuple[list[dict], np.ndarray, int]:
-    """Attribute dicts of ``graphs``, their node counts and common feature width.
+    """Attribute dicts of ``graphs`` (read-only), their node counts and common feature width.
 
-    One ``to_dict()`` per graph: plain dict look-ups afterwards are far cheaper than
-    attribute access on thousands of small ``Data`` objects.
+    Plain dict look-ups are far cheaper than attribute access on thousands of small
+    ``Data`` objects.
     """
-    dicts = [g.to_dict() for g in graphs]
+    dicts = attribute_dicts(graphs)
     xs = [d.get("x") for d in dicts]
-    if any(x is None or x.dim() != 2 for x in xs) or any("edge_index" not in d for d in dicts):
+    shapes = [None if x is None else x.shape for x in xs]
+    if any(sh is None or len(sh) != 2 for sh in shapes) or not all(
+            "edge_index" in d for d in dicts):
         i = next(i for i, d in enumerate(dicts)
-                 if d.get("x") is None or d["x"].dim() != 2 or "edge_index" not in d)
+                 if shapes[i] is None or len(shapes[i]) != 2 or "edge_index" not in d)
         raise ValueError(
             f"{field}[{i}] (study {ids[i]!r}) needs 2-D node features x and an edge_index"
         )
     if not xs:
         return dicts, np.zeros(0, dtype=np.int64), 0
-    widths = [x.shape[1] for x in xs]
+    widths = [sh[1] for sh in shapes]
     width = widths[0]
     if widths.count(width) != len(widths):
         i = next(i for i, w in enumerate(widths) if w != width)
@@ -54,19 +56,43 @@ def _graph_dicts(graphs: list, field: str, ids: np.ndarray
             f"{field}[{i}] (study {ids[i]!r}) has {widths[i]} node features, "
             f"but {field}[0] has {width}"
         )
-    return dicts, np.array([x.shape[0] for x in xs], dtype=np.int64), int(width)
+    return dicts, np.array([sh[0] for sh in shapes], dtype=np.int64), int(width)
 
 
-def _packed_edges(dicts: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """All edges as one [2, E] array (per-graph numbering) and the graph of each edge."""
+def _packed_edges(dicts: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All edges as one [2, E] array (per-graph numbering), the graph of each edge and the
+    edge count of each graph."""
     import torch
 
     if not dicts:
-        return np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return (np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.int64),
+                np.zeros(0, dtype=np.int64))
     edges = [d["edge_index"] for d in dicts]
     counts = np.array([e.shape[1] for e in edges], dtype=np.int64)
     cat = torch.cat(edges, dim=1).numpy().astype(np.int64, copy=False)
-    return cat, np.repeat(np.arange(len(dicts)), counts)
+    return cat, np.repeat(np.arange(len(dicts)), counts), counts
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    out = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+def _place(flat: np.ndarray, start: np.ndarray, total: np.ndarray, counts: np.ndarray,
+           src: np.ndarray, dst: np.ndarray) -> None:
+    """Write one group of edges into each graph's ``[2, E_i]`` block of ``flat``.
+
+    Graph ``i`` owns ``counts[i]`` consecutive edges of ``src``/``dst``; its sources go to
+    ``flat[start[i]:start[i] + counts[i]]`` and its targets ``total[i]`` (the graph's
+    edge count) further on, which is the row-major layout of the graph's edge_index.
+    """
+    if not src.size:
+        return
+    shift = np.repeat(start - _offsets(counts)[:-1], counts)
+    at = np.arange(src.size) + shift
+    flat[at] = src
+    flat[at + np.repeat(total, counts)] = dst
 
 
 class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -275,21 +301,26 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             raise ValueError(f"report graphs have {dr} node features, fitted on "
                              f"{self.report_dim_}")
         dv, dr = self.visual_dim_, self.report_dim_
-        visual_edges = _packed_edges(visual) if use_v else None
-        report_edges = _packed_edges(report) if use_r else None
+        empty = np.zeros(0, np.int64)
+        vis, vis_owner, vis_counts = (_packed_edges(visual) if use_v
+                                   else (np.zeros((2, 0), np.int64), empty, np.zeros(n, np.int64)))
+        rpt, rpt_owner, rpt_counts = (_packed_edges(report) if use_r
+                                   else (np.zeros((2, 0), np.int64), empty, np.zeros(n, np.int64)))
+        k_offsets, m_offsets = _offsets(k), _offsets(m)
+        n_visual, n_report = int(k_offsets[-1]), int(m_offsets[-1])
 
-        # Cross-modal edges as (visual node, report node) pairs, report node already shifted.
-        cross, cross_owner = np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
+        # Cross-modal edges as (visual node, report node) pairs, report node already
+        # shifted, grouped by study in increasing order.
+        cross, cross_owner = np.zeros((0, 2), np.int64), empty
         if self.strategy in ("centrality", "grounded"):
             # Both modalities in one batched call: graph i is visual, graph n + i report.
             # Ties go to the most attended patch, and to the first report node.
             attention = [d.get("attention") for d in visual]
-            weights = np.zeros(k.sum() + m.sum())
-            if k.sum() and all(a is not None for a in attention):
-                weights[:k.sum()] = torch.cat(attention).numpy()
+            weights = np.zeros(n_visual + n_report)
+            if n_visual and all(a is not None for a in attention):
+                weights[:n_visual] = torch.cat(attention).numpy()
             central = central_nodes_packed(
-                np.concatenate([visual_edges[0], report_edges[0]], axis=1),
-                np.concatenate([visual_edges[1], report_edges[1] + n]),
+                np.concatenate([vis, rpt], axis=1), np.concatenate([vis_owner, rpt_owner + n]),
                 np.concatenate([k, m]), weights=weights,
             )
             cv, cr = central[:n], central[n:]
@@ -302,57 +333,57 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
                                                           cv, cr)
 
         # Node rows of every study in one table: visual rows first, then report rows.
-        sizes = k + m
-        node_offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(sizes, out=node_offsets[1:])
+        node_offsets = _offsets(k + m)
+        n_nodes = int(node_offsets[-1])
         width = dv + dr + 1
-        x_all = np.zeros((node_offsets[-1], width), dtype=np.float32)
-        node_type = np.zeros(node_offsets[-1], dtype=np.int64)
-        pos_all = np.full((node_offsets[-1], 2), np.nan, dtype=np.float32)
-        within = np.arange(node_offsets[-1]) - np.repeat(node_offsets[:-1], sizes)
-        is_report = within >= np.repeat(k, sizes)
-        if use_v and k.sum():
-            rows = np.flatnonzero(~is_report)
+        x_all = np.zeros((n_nodes, width), dtype=np.float32)
+        node_type = np.zeros(n_nodes, dtype=np.int64)
+        pos_all = np.full((n_nodes, 2), np.nan, dtype=np.float32)
+        if use_v and n_visual:
+            # Visual node j of study i sits after the report nodes of studies before i.
+            rows = np.arange(n_visual) + np.repeat(m_offsets[:-1], k)
             x_all[rows, :dv] = torch.cat([d["x"] for d in visual]).numpy()
             pos = [d.get("pos") for d in visual]
             if all(p is not None for p in pos):
                 pos_all[rows] = torch.cat(pos).numpy()
-        if use_r and m.sum():
-            rows = np.flatnonzero(is_report)
+        if use_r and n_report:
+            rows = np.arange(n_report) + np.repeat(k_offsets[1:], m)
             x_all[rows, dv:dv + dr] = torch.cat([d["x"] for d in report]).numpy()
             x_all[rows, -1] = 1.0
             node_type[rows] = 1
 
-        # Edges of every study in one table, grouped by study (stable: visual, report, cross).
-        parts, owners = [], []
-        if use_v:
-            parts.append(visual_edges[0].T)
-            owners.append(visual_edges[1])
-        if use_r:
-            parts.append(report_edges[0].T + k[report_edges[1], None])
-            owners.append(report_edges[1])
-        if cross.size:
-            parts += [cross, cross[:, ::-1]]
-            owners += [cross_owner, cross_owner]
-        edges = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
-        owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
-        order = np.argsort(owner, kind="stable")
-        counts = np.bincount(owner, minlength=n)
-        edge_offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(counts, out=edge_offsets[1:])
-        flat = edge_blocks(edges[order], edge_offsets)  # one contiguous [2, E_i] each
+        # Edges of every study, each study's laid out as its contiguous [2, E_i] block:
+        # visual edges, report edges, cross edges, the cross edges reversed.
+        c_counts = np.bincount(cross_owner, minlength=n)
+        e_counts = vis_counts + rpt_counts + 2 * c_counts
+        start = 2 * _offsets(e_counts)[:-1]
+        flat = np.empty(2 * int(e_counts.sum()), dtype=np.int64)
+        _place(flat, start, e_counts, vis_counts, vis[0], vis[1])
+        shift = np.repeat(k, rpt_counts)
+        _place(flat, start + vis_counts, e_counts, rpt_counts, rpt[0] + shift, rpt[1] + shift)
+        start += vis_counts + rpt_counts
+        _place(flat, start, e_counts, c_counts, cross[:, 0], cross[:, 1])
+        _place(flat, start + c_counts, e_counts, c_counts, cross[:, 1], cross[:, 0])
 
-        graphs = []
+        patch_index = [d.get("patch_index") for d in visual] if use_v else [None] * n
+        node_names = [d.get("node_names") for d in report] if use_r else [None] * n
+        build = data_factory(("x", "edge_index", "node_type", "pos", "patch_index",
+                              "node_names"))
         from_numpy = torch.from_numpy
-        nodes, edge_ends = node_offsets.tolist(), (2 * edge_offsets).tolist()
-        for i in range(n):
-            a, b = nodes[i], nodes[i + 1]
-            graphs.append(make_data(
-                x=from_numpy(x_all[a:b]),
-                edge_index=from_numpy(flat[edge_ends[i]:edge_ends[i + 1]].reshape(2, -1)),
-                node_type=from_numpy(node_type[a:b]),
-                pos=from_numpy(pos_all[a:b]),
-                patch_index=visual[i].get("patch_index") if use_v else None,
-                node_names=report[i].get("node_names") if use_r else None,
-            ))
+        graphs = []
+        append = graphs.append
+        nodes, edge_ends = node_offsets.tolist(), _offsets(2 * e_counts).tolist()
+        # Slices are taken in NumPy: each tensor's storage then covers this study only,
+        # so a pickled graph carries only its own bytes.
+        for a, b, ea, eb, pi, names in zip(nodes, nodes[1:], edge_ends, edge_ends[1:],
+                                           patch_index, node_names):
+            data = {"x": from_numpy(x_all[a:b]),
+                    "edge_index": from_numpy(flat[ea:eb].reshape(2, -1)),
+                    "node_type": from_numpy(node_type[a:b]),
+                    "pos": from_numpy(pos_all[a:b])}
+            if pi is not None:
+                data["patch_index"] = pi
+            if names is not None:
+                data["node_names"] = names
+            append(build(data))
         return studies.replace(graphs=graphs)

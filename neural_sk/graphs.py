@@ -4,14 +4,14 @@ Everything here works on NumPy arrays (``edge_index`` of shape ``[2, E]``, int64
 tests can call it directly and the estimators stay thin. None of it loops over patches or
 edges in Python: grid edges are built once per grid shape, kept edges are selected with
 boolean masks, and betweenness centrality runs Brandes' algorithm for many small graphs
-at once as batched matrix products.
+at once as batched matrix products, once per distinct graph.
 """
 
 from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,8 @@ __all__ = [
     "central_nodes",
     "central_nodes_packed",
     "make_data",
+    "data_factory",
+    "attribute_dicts",
 ]
 
 # Above this many nodes the dense all-sources Brandes costs more than networkx's sparse one.
@@ -142,25 +144,37 @@ def batch_subgraph_edges(
     ([[0, 1], [1, 0]], [0, 2, 2])
     """
     keep_mask = np.asarray(keep_mask, dtype=bool)
+    if keep_mask.ndim != 2:
+        raise ValueError(f"keep_mask must be 2-D (n, num_nodes), got shape {keep_mask.shape}")
+    study, node = np.nonzero(keep_mask)  # grouped by study, nodes ascending
+    return _batch_subgraph_edges(edge_index, keep_mask, study, node)
+
+
+def _batch_subgraph_edges(edge_index: np.ndarray, keep_mask: np.ndarray, study: np.ndarray,
+                          node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`batch_subgraph_edges` given ``np.nonzero(keep_mask)`` (callers often have it)."""
     n, num_nodes = keep_mask.shape
     src, dst = _sorted_by_source(np.asarray(edge_index, dtype=np.int64))
     # Out-edges of the kept nodes only (CSR expansion): the work grows with the kept
     # nodes and their degree, not with n times the full edge count.
     ptr = np.searchsorted(src, np.arange(num_nodes + 1))
-    study, node = np.nonzero(keep_mask)  # grouped by study, nodes ascending
     degree = ptr[node + 1] - ptr[node]
     first = np.repeat(ptr[node] - np.cumsum(degree) + degree, degree)
     edge = first + np.arange(first.size)
     owner = np.repeat(study, degree)
-    target = dst[edge]
-    hit = keep_mask[owner, target]
-    owner, edge, target = owner[hit], edge[hit], target[hit]
-    relabel = np.cumsum(keep_mask, axis=1) - 1
-    pairs = np.empty((owner.size, 2), dtype=np.int64)
-    pairs[:, 0] = relabel[owner, src[edge]]
-    pairs[:, 1] = relabel[owner, target]
+    row_start = owner * num_nodes
+    target = row_start + dst[edge]  # flat index into keep_mask
+    hit = keep_mask.reshape(-1)[target]
+    # New label of each kept node: its rank among its study's kept nodes. Only kept
+    # nodes are ever looked up, so the rest of the table stays unwritten.
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owner, minlength=n), out=offsets[1:])
+    np.cumsum(np.bincount(study, minlength=n), out=offsets[1:])
+    rank = np.empty(n * num_nodes, dtype=np.int64)
+    rank[study * num_nodes + node] = np.arange(node.size) - offsets[study]
+    pairs = np.empty((int(np.count_nonzero(hit)), 2), dtype=np.int64)
+    pairs[:, 0] = rank[(row_start + src[edge])[hit]]
+    pairs[:, 1] = rank[target[hit]]
+    np.cumsum(np.bincount(owner[hit], minlength=n), out=offsets[1:])
     return pairs, offsets
 
 
@@ -232,10 +246,16 @@ def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
     if k == p:
         return np.ones((n, p), dtype=bool)
     kth = np.partition(scores, p - k, axis=1)[:, p - k, None]  # the k-th largest value
-    greater = scores > kth
-    equal = scores == kth
-    missing = k - greater.sum(axis=1, keepdims=True)
-    return greater | (equal & (np.cumsum(equal, axis=1) <= missing))
+    keep = scores >= kth
+    extra = keep.sum(axis=1) - k  # ties at the k-th value beyond the k wanted
+    tied = np.flatnonzero(extra)
+    if tied.size:  # only these rows need the running count of ties
+        rows = scores[tied]
+        greater = rows > kth[tied]
+        equal = rows == kth[tied]
+        missing = k - greater.sum(axis=1, keepdims=True)
+        keep[tied] = greater | (equal & (np.cumsum(equal, axis=1) <= missing))
+    return keep
 
 
 # --- betweenness centrality ---------------------------------------------------------------
@@ -255,49 +275,64 @@ def _as_edge_array(edge_index: Any) -> np.ndarray:
 def _brandes_dense(adjacency: np.ndarray) -> np.ndarray:
     """Raw (unscaled, each pair counted from both ends) betweenness of a [B, m, m] stack.
 
-    Brandes' algorithm from every source at once: a breadth-first sweep counts shortest
-    paths level by level, then dependencies flow back from the farthest level. Row ``s``
-    of each ``[m, m]`` matrix belongs to source ``s``; a level's ``front`` holds the path
-    counts (sigma) of the nodes at that distance and zero elsewhere. Graphs whose sweep has
-    ended are dropped from later levels, so a few long graphs do not slow down the rest.
+    Brandes' algorithm from every source at once. Row ``s`` of each ``[m, m]`` matrix
+    belongs to source ``s``. A breadth-first sweep counts shortest paths level by level
+    (``reach`` holds the path counts sigma of the nodes first reached at that distance);
+    then, from the farthest level back, ``gamma = (1 + delta) / sigma`` of a level's
+    nodes flows to their predecessors: ``delta(v) = sigma(v) * sum of gamma(w)`` over the
+    nodes ``w`` one step farther that ``v`` links to. Path counts are integers, so
+    ``min(reach, 1)`` is the level's 0/1 indicator, and no division by zero can happen
+    where it is read. Graphs whose sweep has ended are dropped from later levels, so a
+    few long graphs do not slow down the rest.
     """
     b, m, _ = adjacency.shape
-    active = np.arange(b)
-    front = np.broadcast_to(np.eye(m), (b, m, m)).copy()
-    unvisited = 1.0 - front
-    adj = adjacency
-    levels = [(active, front, adj)]
+    sigma = np.broadcast_to(np.eye(m), (b, m, m)).copy()  # path counts, all levels
+    unvisited = 1.0 - sigma
+    front, adj, active = sigma, adjacency, None  # active: graphs still swept (None: all)
+    levels = []
     while True:
         reach = front @ adj
-        reach *= unvisited  # path counts of the nodes first reached at this distance
-        alive = reach.any(axis=(1, 2))
-        n_alive = int(alive.sum())
+        reach *= unvisited
+        level = np.minimum(reach, 1.0)
+        alive = level.reshape(level.shape[0], -1).any(axis=1)
+        n_alive = int(np.count_nonzero(alive))
         if n_alive == 0:
             break
-        if n_alive < 0.8 * alive.size:  # compact: keep only graphs still being swept
-            active, reach, unvisited, adj = (active[alive], reach[alive], unvisited[alive],
-                                             adj[alive])
-        unvisited *= reach == 0
-        levels.append((active, reach, adj))
-        front = reach
-    delta = np.zeros_like(adjacency)
-    for depth in range(len(levels) - 1, 0, -1):
-        active, here, adj = levels[depth]
-        outer, before, _ = levels[depth - 1]
-        full = active.size == b
-        mine = delta if full else delta[active]
-        # (1 + delta_w) / sigma_w on the nodes w at this distance, zero elsewhere.
-        coef = np.divide(mine + 1.0, here, out=np.zeros_like(here), where=here > 0)
-        contrib = coef @ adj
-        if before.shape[0] != active.size:
-            before = before[np.searchsorted(outer, active)]
-        contrib *= before  # sigma_v on the nodes v one step closer
-        if full:
-            delta += contrib
+        if n_alive < 0.5 * alive.size:  # most graphs are done: sweep the rest only
+            reach, level, unvisited, adj = reach[alive], level[alive], unvisited[alive], adj[alive]
+            active = np.flatnonzero(alive) if active is None else active[alive]
+        unvisited -= level
+        if active is None:
+            sigma += reach
         else:
-            delta[active] = mine + contrib
-    # A source collects no dependency on itself (Brandes skips w == s).
-    return delta.sum(axis=1) - np.diagonal(delta, axis1=1, axis2=2)
+            sigma[active] += reach
+        levels.append((active, level, adj))
+        front = reach
+    if not levels:
+        return np.zeros((b, m))
+    inv = np.maximum(sigma, 1.0)  # read only where sigma >= 1
+    np.divide(1.0, inv, out=inv)
+    total = np.zeros_like(sigma)  # sum of gamma over the successors, all levels
+    active, level, adj = levels[-1]
+    gamma = level * (inv if active is None else inv[active])
+    for depth in range(len(levels) - 2, -1, -1):
+        outer, level, outer_adj = levels[depth]
+        after = gamma @ adj
+        if active is not outer:  # the farther level has fewer graphs: spread them out
+            full = np.zeros_like(level)
+            full[active if outer is None else np.searchsorted(outer, active)] = after
+            after = full
+        after *= level
+        if outer is None:
+            total += after
+            gamma = inv * level
+        else:
+            total[outer] += after
+            gamma = inv[outer] * level
+        gamma += after
+        active, adj = outer, outer_adj
+    # delta = sigma * total; summed over the sources (a source's own row is zero).
+    return np.einsum("bsv,bsv->bv", total, sigma)
 
 
 def _scale(raw: np.ndarray, n: int, normalized: bool) -> np.ndarray:
@@ -328,22 +363,43 @@ def _pack(edge_indices: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_packed(edge_index: Any, edge_graph: Any, num_nodes: Any
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Checked ``(edge_index, edge_graph, sizes, edge counts)``.
+
+    The edge count of each graph is returned when the edges are grouped by graph in
+    increasing order (as packed batches are), else None: per-edge look-ups of per-graph
+    values are then cheap repeats instead of gathers.
+    """
     edge_index = _as_edge_array(edge_index)
     edge_graph = np.asarray(edge_graph, dtype=np.int64).reshape(-1)
     sizes = np.asarray(num_nodes, dtype=np.int64).reshape(-1)
     if edge_graph.size != edge_index.shape[1]:
         raise ValueError(f"{edge_graph.size} graph labels for {edge_index.shape[1]} edges")
+    counts = None
     if edge_graph.size:
-        if edge_graph.min() < 0 or edge_graph.max() >= sizes.size:
+        grouped = bool((edge_graph[1:] >= edge_graph[:-1]).all())
+        low, high = ((edge_graph[0], edge_graph[-1]) if grouped
+                     else (edge_graph.min(), edge_graph.max()))
+        if low < 0 or high >= sizes.size:
             raise ValueError(f"edge_graph refers to graphs outside 0..{sizes.size - 1}")
-        bad = (edge_index < 0).any(axis=0) | (edge_index >= sizes[edge_graph]).any(axis=0)
-        if bad.any():
+        if grouped:
+            counts = np.bincount(edge_graph, minlength=sizes.size)
+        # One cheap pass for the usual case; the offending edge is searched only on failure.
+        src, dst = edge_index
+        if min(src.min(), dst.min()) < 0 or (
+                np.maximum(src, dst) >= _per_edge(sizes, edge_graph, counts)).any():
+            bad = (edge_index < 0).any(axis=0) | (edge_index >= sizes[edge_graph]).any(axis=0)
             i = int(edge_graph[np.flatnonzero(bad)[0]])
             raise ValueError(
                 f"graph {i}: edge_index refers to nodes outside 0..{sizes[i] - 1}"
             )
-    return edge_index, edge_graph, sizes
+    return edge_index, edge_graph, sizes, counts
+
+
+def _per_edge(values: np.ndarray, edge_graph: np.ndarray, counts: np.ndarray | None
+              ) -> np.ndarray:
+    """``values[edge_graph]``, as a repeat when the edges are grouped by graph."""
+    return values[edge_graph] if counts is None else np.repeat(values, counts)
 
 
 # A block of graphs is padded to the size of its largest graph (padding nodes are isolated
@@ -353,7 +409,7 @@ _MERGE_ENTRIES = 1 << 14
 
 
 def _raw_betweenness_blocks(edge_index: np.ndarray, edge_graph: np.ndarray,
-                            sizes: np.ndarray):
+                            sizes: np.ndarray, edge_counts: np.ndarray | None = None):
     """Yield ``(graph indices, raw betweenness [B, M])`` per block of similar-size graphs.
 
     Columns at or beyond a graph's own node count are padding (zero).
@@ -362,51 +418,75 @@ def _raw_betweenness_blocks(edge_index: np.ndarray, edge_graph: np.ndarray,
         raw = _networkx_betweenness(edge_index[:, edge_graph == i], int(sizes[i]))
         yield np.array([i]), raw[None, :]
     small = np.flatnonzero((sizes > 0) & (sizes <= _DENSE_MAX_NODES))
+    if small.size == 0:
+        return
     order = small[np.argsort(sizes[small], kind="stable")]
     values, starts, counts = np.unique(sizes[order], return_index=True, return_counts=True)
-    # Merge runs of sizes into blocks: block_of[j] is the block of size group j.
-    block_of = np.zeros(values.size, dtype=np.int64)
-    members = 0
+    # Merge runs of sizes into blocks padded to their largest size, split blocks over the
+    # memory budget: a few Python-level steps per size group, none per graph or edge.
+    blocks, first, members = [], 0, 0
     for j in range(values.size):
-        if j and (members + counts[j]) * int(values[j]) ** 2 <= _MERGE_ENTRIES:
-            block_of[j] = block_of[j - 1]
-            members += counts[j]
-        else:
-            block_of[j] = block_of[j - 1] + 1 if j else 0
-            members = counts[j]
-    padded = np.zeros(sizes.size, dtype=np.int64)
-    last = np.zeros(block_of[-1] + 1 if values.size else 0, dtype=np.int64)
-    np.maximum.at(last, block_of, values)
-    padded[order] = np.repeat(last[block_of], counts)
-    # Edges sorted by their graph's padded size: each block's edges are contiguous.
-    edge_size = padded[edge_graph]
-    edge_order = np.argsort(edge_size, kind="stable")
-    edge_size = edge_size[edge_order]
-    row_of = np.full(sizes.size, -1, dtype=np.int64)
-    bounds = np.flatnonzero(np.diff(padded[order])) + 1
-    for group in np.split(order, bounds):
-        if group.size == 0:
+        m = int(values[j])
+        if j and (members + counts[j]) * m * m > _MERGE_ENTRIES:
+            blocks.append((first, starts[j], int(values[j - 1])))
+            first, members = starts[j], 0
+        members += counts[j]
+    blocks.append((first, order.size, int(values[-1])))
+    pieces = []
+    for lo, hi, m in blocks:
+        step = max(1, _BLOCK_ENTRIES // (m * m))
+        pieces += [(start, min(start + step, hi), m) for start in range(lo, hi, step)]
+    # All blocks' adjacency matrices in one buffer, filled by one scatter per direction:
+    # edge (u, v) of graph g sits at base[g] + u * m + v, where graph g is row r of a
+    # block of padded size m: base[g] = start of the block + r * m * m.
+    starts = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum([(hi - lo) * m * m for lo, hi, m in pieces], out=starts[1:])
+    base = np.zeros(sizes.size, dtype=np.int64)
+    width = np.zeros(sizes.size, dtype=np.int64)
+    for j, (lo, hi, m) in enumerate(pieces):
+        base[order[lo:hi]] = starts[j] + m * m * np.arange(hi - lo)
+        width[order[lo:hi]] = m
+    src, dst = edge_index
+    graph_base, graph_width = (_per_edge(base, edge_graph, edge_counts),
+                               _per_edge(width, edge_graph, edge_counts))
+    if small.size != sizes.size:  # graphs handled above (or empty) have no slot
+        mine = graph_width > 0
+        src, dst = src[mine], dst[mine]
+        graph_base, graph_width = graph_base[mine], graph_width[mine]
+    buffer = np.zeros(int(starts[-1]), dtype=np.float64)
+    buffer[graph_base + src * graph_width + dst] = 1.0
+    buffer[graph_base + dst * graph_width + src] = 1.0
+    for j, (lo, hi, m) in enumerate(pieces):
+        block = order[lo:hi]
+        if m <= 2:  # no node lies between two others
+            yield block, np.zeros((block.size, m))
             continue
-        m = int(padded[group[0]])
-        lo, hi = np.searchsorted(edge_size, [m, m + 1])
-        group_edges = edge_order[lo:hi]
-        step = max(1, _BLOCK_ENTRIES // (m * m))  # split blocks over the memory budget
-        for start in range(0, group.size, step):
-            block = group[start:start + step]
-            row_of[block] = np.arange(block.size)
-            rows = row_of[edge_graph[group_edges]]
-            sel = rows >= 0
-            row_of[block] = -1
-            if m <= 2 or not sel.any():  # no node lies between two others
-                yield block, np.zeros((block.size, m))
-                continue
-            src, dst = edge_index[:, group_edges[sel]]
-            rows = rows[sel]
-            adjacency = np.zeros((block.size, m, m), dtype=np.float64)
-            adjacency[rows, src, dst] = 1.0
-            adjacency[rows, dst, src] = 1.0
-            adjacency[:, np.arange(m), np.arange(m)] = 0.0
-            yield block, _brandes_dense(adjacency)
+        adjacency = buffer[starts[j]:starts[j + 1]].reshape(-1, m, m)
+        adjacency[:, np.arange(m), np.arange(m)] = 0.0  # self-loops lie on no path
+        yield block, _brandes_distinct(adjacency)
+
+
+def _brandes_distinct(adjacency: np.ndarray) -> np.ndarray:
+    """:func:`_brandes_dense` computed once per distinct adjacency matrix of the stack.
+
+    Small graphs repeat a lot: the kept patches of many studies form the same shape (a
+    shape's adjacency does not depend on where it sits in the grid), and short reports
+    share structure. Finding the repeats costs one sort of a few bytes per graph.
+    """
+    b, m, _ = adjacency.shape
+    if b < 16:
+        return _brandes_dense(adjacency)
+    bits = np.packbits(adjacency.reshape(b, -1) != 0, axis=1)  # one bit per entry
+    if bits.shape[1] <= 8:  # fits one integer key
+        keys = np.zeros((b, 8), dtype=np.uint8)
+        keys[:, :bits.shape[1]] = bits
+        keys = keys.view(np.uint64)[:, 0]
+    else:
+        keys = np.ascontiguousarray(bits).view(np.dtype((np.void, bits.shape[1])))[:, 0]
+    _, first, which = np.unique(keys, return_index=True, return_inverse=True)
+    if first.size > 0.8 * b:  # few repeats: not worth the gather
+        return _brandes_dense(adjacency)
+    return _brandes_dense(adjacency[first])[which.reshape(-1)]
 
 
 def betweenness_centrality_batch(
@@ -441,9 +521,9 @@ def betweenness_centrality_batch(
     """
     if len(edge_indices) != len(num_nodes):
         raise ValueError(f"{len(edge_indices)} edge arrays but {len(num_nodes)} node counts")
-    edge_index, edge_graph, sizes = _check_packed(*_pack(edge_indices), num_nodes)
+    edge_index, edge_graph, sizes, counts = _check_packed(*_pack(edge_indices), num_nodes)
     out: list[np.ndarray] = [np.zeros(0) for _ in range(sizes.size)]
-    for block, raw in _raw_betweenness_blocks(edge_index, edge_graph, sizes):
+    for block, raw in _raw_betweenness_blocks(edge_index, edge_graph, sizes, counts):
         for row, i in enumerate(block):
             out[i] = _scale(raw[row, : sizes[i]], int(sizes[i]), normalized)
     return out
@@ -494,7 +574,7 @@ def central_nodes_packed(
     ...                      weights=[0, 0, 0, 0.1, 0.9]).tolist()
     [1, 1]
     """
-    edge_index, edge_graph, sizes = _check_packed(edge_index, edge_graph, num_nodes)
+    edge_index, edge_graph, sizes, counts = _check_packed(edge_index, edge_graph, num_nodes)
     node_offsets = np.zeros(sizes.size + 1, dtype=np.int64)
     np.cumsum(sizes, out=node_offsets[1:])
     if weights is not None:
@@ -502,14 +582,18 @@ def central_nodes_packed(
         if weights.size != node_offsets[-1]:
             raise ValueError(f"{weights.size} weights for {node_offsets[-1]} nodes")
     out = np.full(sizes.size, -1, dtype=np.int64)
-    for block, raw in _raw_betweenness_blocks(edge_index, edge_graph, sizes):
-        valid = np.arange(raw.shape[1]) < sizes[block, None]  # not padding
-        raw = np.where(valid, raw, -np.inf)
-        top = raw.max(axis=1, keepdims=True)
-        ties = raw >= top - 1e-9 * np.maximum(1.0, np.abs(top))
+    for block, raw in _raw_betweenness_blocks(edge_index, edge_graph, sizes, counts):
+        m = raw.shape[1]
+        own = sizes[block]
+        padded = own.min() < m
+        if padded:  # padding nodes are not candidates
+            raw = np.where(np.arange(m) < own[:, None], raw, -np.inf)
+        top = raw.max(axis=1, keepdims=True)  # betweenness is >= 0
+        ties = raw >= top - 1e-9 * np.maximum(1.0, top)
         if weights is not None:
-            index = np.minimum(node_offsets[block, None] + np.arange(raw.shape[1]),
-                               max(weights.size - 1, 0))
+            index = node_offsets[block, None] + np.arange(m)
+            if padded:
+                np.minimum(index, max(weights.size - 1, 0), out=index)
             ties = np.where(ties, weights[index], -np.inf)
         out[block] = np.argmax(ties, axis=1)  # first maximum: lowest index among equals
     return out
@@ -610,6 +694,60 @@ def _fast_layout() -> Any:
     return _FAST
 
 
+def data_factory(keys: Sequence[str]) -> Callable[[dict], Any]:
+    """A function that builds ``Data(**mapping)`` for attribute dicts with the given keys.
+
+    For building thousands of graphs in a row: the keys are checked once here, not once
+    per graph. The returned function takes over ``mapping`` (pass a fresh dict with
+    exactly these keys and no None values; it becomes the graph's attribute store) and
+    returns the same graph as ``Data(**mapping)``, in about a tenth of the time (see
+    :func:`make_data`).
+
+    Parameters
+    ----------
+    keys : sequence of str
+        The attribute names every ``mapping`` will have.
+
+    Returns
+    -------
+    callable
+        ``build(mapping: dict) -> torch_geometric.data.Data``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> build = data_factory(["x", "edge_index"])
+    >>> g = build({"x": torch.zeros(3, 2), "edge_index": torch.tensor([[0, 1], [1, 2]])})
+    >>> g.num_nodes, g.num_edges
+    (3, 2)
+    """
+    return _data_factory(tuple(keys))
+
+
+@functools.lru_cache(maxsize=64)
+def _data_factory(keys: tuple[str, ...]) -> Callable[[dict], Any]:
+    fast = _fast_layout()
+    if not fast or not all(map(_plain_key, keys)):  # pragma: no cover
+        from torch_geometric.data import Data
+
+        return lambda mapping: Data(**mapping)
+    data_cls, storage_cls, extra = fast
+    new_data, new_store, ref = data_cls.__new__, storage_cls.__new__, weakref.ref
+
+    def build(mapping: dict) -> Any:
+        data = new_data(data_cls)
+        slots = data.__dict__
+        slots.update(extra)
+        store = new_store(storage_cls)
+        store_slots = store.__dict__
+        store_slots["_mapping"] = mapping
+        store_slots["_parent"] = ref(data)
+        slots["_store"] = store
+        return data
+
+    return build
+
+
 def make_data(**attributes: Any) -> Any:
     """Build a ``torch_geometric.data.Data`` from the non-None attributes, cheaply.
 
@@ -617,7 +755,8 @@ def make_data(**attributes: Any) -> Any:
     hooks, which dominates when building thousands of tiny graphs. When this PyG version
     has the usual layout (checked once), the graph's store is filled directly instead; the
     resulting object is the same as ``Data(**attributes)`` (a test checks it), else the
-    public constructor is used.
+    public constructor is used. :func:`data_factory` does the same for many graphs with
+    the same keys.
 
     Examples
     --------
@@ -627,16 +766,42 @@ def make_data(**attributes: Any) -> Any:
     (3, 0)
     """
     attributes = {k: v for k, v in attributes.items() if v is not None}
-    fast = _fast_layout()
-    if not fast or not all(map(_plain_key, attributes)):  # pragma: no cover
-        from torch_geometric.data import Data
+    return data_factory(tuple(attributes))(attributes)
 
-        return Data(**attributes)
-    data_cls, storage_cls, extra = fast
-    data = data_cls.__new__(data_cls)
-    data.__dict__.update(extra)
-    store = storage_cls.__new__(storage_cls)
-    store.__dict__["_mapping"] = attributes
-    store.__dict__["_parent"] = weakref.ref(data)
-    data.__dict__["_store"] = store
-    return data
+
+def attribute_dicts(graphs: Sequence[Any]) -> list[dict]:
+    """The attributes of each graph as a dict (key -> value), for reading only.
+
+    ``Data.to_dict()`` copies the graph's store and attribute access goes through PyG's
+    ``__getattr__``; with thousands of tiny graphs both add up. For plain ``Data``
+    objects with the usual layout this returns their stores' own dicts (do not modify
+    them); for anything else, ``to_dict()``.
+
+    Parameters
+    ----------
+    graphs : sequence of torch_geometric.data.Data
+
+    Returns
+    -------
+    list of dict
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = make_data(x=torch.zeros(2, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    >>> sorted(attribute_dicts([g])[0])
+    ['edge_index', 'x']
+    """
+    fast = _fast_layout()
+    if not fast:  # pragma: no cover
+        return [g.to_dict() for g in graphs]
+    data_cls, storage_cls, _ = fast
+    out = []
+    append = out.append
+    for g in graphs:
+        store = g.__dict__.get("_store") if type(g) is data_cls else None
+        if type(store) is storage_cls:
+            append(store.__dict__["_mapping"])
+        else:
+            append(g.to_dict())
+    return out

@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .graphs import batch_subgraph_edges, edge_blocks, grid_edges, make_data, top_k_mask
+from .graphs import _batch_subgraph_edges, data_factory, edge_blocks, grid_edges, top_k_mask
 from .studies import StudySet
 
 __all__ = ["PatchPruner"]
@@ -220,19 +220,23 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         return top_k_mask(attention, int(counts[0]))
 
     # -- graphs -----------------------------------------------------------------------------
-    def _node_features(self, studies: StudySet, rows: np.ndarray, cols: np.ndarray
-                       ) -> np.ndarray:
+    def _node_features(self, studies: StudySet, rows: np.ndarray, cols: np.ndarray,
+                       attention: np.ndarray) -> np.ndarray:
         h, w = studies.grid_shape
-        parts = [studies.patch_features[rows, cols].astype(np.float32, copy=False)]
+        feats = studies.patch_features
+        n, p, d = feats.shape
+        out = np.empty((rows.size, self.n_node_features_), dtype=np.float32)
+        # One flat gather (a reshape is free when the array is contiguous).
+        out[:, :d] = (feats.reshape(n * p, d)[rows * p + cols] if feats.flags.c_contiguous
+                      else feats[rows, cols])
+        col = d
         if "attention" in self.node_features:
-            relative = studies.attention[rows, cols].astype(np.float32) * np.float32(h * w)
-            parts.append(relative[:, None])
+            out[:, col] = attention * np.float32(h * w)
+            col += 1
         if "position" in self.node_features:
-            pos = np.stack([cols // w / max(h - 1, 1), cols % w / max(w - 1, 1)], axis=1)
-            parts.append(pos.astype(np.float32))
-        if len(parts) == 1:
-            return np.ascontiguousarray(parts[0])
-        return np.concatenate(parts, axis=1)
+            out[:, col] = cols // w / max(h - 1, 1)
+            out[:, col + 1] = cols % w / max(w - 1, 1)
+        return out
 
     def transform(self, X: StudySet) -> StudySet:
         """Keep the top patches of each study and build its visual graph.
@@ -269,39 +273,44 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         keep = self._select(attention)
 
         # All kept patches of all studies at once, study after study, by patch index.
-        rows, cols = np.nonzero(keep)
+        rows, cols = np.divmod(np.flatnonzero(keep), keep.shape[1])
         node_offsets = np.zeros(len(studies) + 1, dtype=np.int64)
-        np.cumsum(keep.sum(axis=1), out=node_offsets[1:])
-        x_all = self._node_features(studies, rows, cols)
+        np.cumsum(np.bincount(rows, minlength=len(studies)), out=node_offsets[1:])
+        att_all = attention[rows, cols].astype(np.float32, copy=False)
+        x_all = self._node_features(studies, rows, cols, att_all)
         # Only kept patches become nodes: checking those is enough, and far cheaper than
-        # every patch of every study.
-        bad = ~np.isfinite(x_all).all(axis=1)
-        if bad.any():
-            row = int(rows[np.flatnonzero(bad)[0]])
-            raise ValueError(
-                f"study {studies.ids[row]!r} (row {row}) has non-finite patch features"
-            )
+        # every patch of every study. Rows are searched only when something is wrong.
+        if not np.isfinite(x_all).all():
+            bad = ~np.isfinite(x_all).all(axis=1)
+            if bad.any():
+                row = int(rows[np.flatnonzero(bad)[0]])
+                raise ValueError(
+                    f"study {studies.ids[row]!r} (row {row}) has non-finite patch features"
+                )
         w = self.grid_shape_[1]
-        pos_all = np.stack([cols // w, cols % w], axis=1).astype(np.float32)
-        att_all = attention[rows, cols].astype(np.float32)
-        pairs, edge_offsets = batch_subgraph_edges(
-            grid_edges(self.grid_shape_, self.connectivity), keep
+        pos_all = np.empty((rows.size, 2), dtype=np.float32)
+        pos_all[:, 0] = cols // w
+        pos_all[:, 1] = cols % w
+        pairs, edge_offsets = _batch_subgraph_edges(
+            grid_edges(self.grid_shape_, self.connectivity), keep, rows, cols
         )
         flat = edge_blocks(pairs, edge_offsets)
 
         graphs = []
+        append = graphs.append
+        build = data_factory(("x", "edge_index", "pos", "patch_index", "attention"))
         from_numpy = torch.from_numpy
         nodes, edges = node_offsets.tolist(), (2 * edge_offsets).tolist()  # plain ints: faster
-        for a, b, ea, eb in zip(nodes[:-1], nodes[1:], edges[:-1], edges[1:]):
+        for a, b, ea, eb in zip(nodes, nodes[1:], edges, edges[1:]):
             # Slices are taken in NumPy: the tensor's storage then covers this study only,
             # so a pickled graph carries only its own bytes.
-            graphs.append(make_data(
-                x=from_numpy(x_all[a:b]),
-                edge_index=from_numpy(flat[ea:eb].reshape(2, -1)),
-                pos=from_numpy(pos_all[a:b]),
-                patch_index=from_numpy(cols[a:b]),
-                attention=from_numpy(att_all[a:b]),
-            ))
+            append(build({
+                "x": from_numpy(x_all[a:b]),
+                "edge_index": from_numpy(flat[ea:eb].reshape(2, -1)),
+                "pos": from_numpy(pos_all[a:b]),
+                "patch_index": from_numpy(cols[a:b]),
+                "attention": from_numpy(att_all[a:b]),
+            }))
         return studies.replace(keep_mask=keep, visual_graphs=graphs)
 
     def kept_fraction(self, X: StudySet, *, average: bool = False) -> np.ndarray | float:

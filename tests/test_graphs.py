@@ -9,11 +9,13 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from neural_sk.graphs import (
+    attribute_dicts,
     batch_subgraph_edges,
     betweenness_centrality,
     betweenness_centrality_batch,
     central_nodes,
     central_nodes_packed,
+    data_factory,
     edge_blocks,
     grid_edges,
     make_data,
@@ -186,3 +188,58 @@ def test_make_data_equals_public_constructor():
     assert batch.y.tolist() == [1, 0] and batch.edge_index[:, 2:].tolist() == [[4, 5], [5, 4]]
     again = pickle.loads(pickle.dumps(fast))
     assert torch.equal(again.x, fast.x) and again.node_names == list("abcd")
+
+
+def test_betweenness_of_repeated_graphs_matches_networkx():
+    # Many copies of a few small graphs (as kept-patch shapes are): each distinct graph
+    # is computed once, and every copy must still get its own exact values.
+    edges, sizes = random_graphs(3, n_graphs=12)
+    rng = np.random.default_rng(4)
+    picks = rng.integers(0, len(edges), 200)
+    values = betweenness_centrality_batch([edges[i] for i in picks], [sizes[i] for i in picks])
+    for i, v in zip(picks, values):
+        np.testing.assert_allclose(v, nx_betweenness(edges[i], sizes[i]), atol=1e-9)
+
+
+def test_central_nodes_packed_does_not_depend_on_edge_order():
+    edges, sizes = random_graphs(5)
+    counts = [e.shape[1] for e in edges]
+    packed = np.concatenate(edges, axis=1)
+    owner = np.repeat(np.arange(len(edges)), counts)
+    weights = np.random.default_rng(6).random(sum(sizes))
+    grouped = central_nodes_packed(packed, owner, sizes, weights=weights)
+    order = np.random.default_rng(7).permutation(owner.size)
+    shuffled = central_nodes_packed(packed[:, order], owner[order], sizes, weights=weights)
+    np.testing.assert_array_equal(grouped, shuffled)
+    with pytest.raises(ValueError, match="graph 2"):
+        bad = packed.copy()
+        bad[1, owner == 2] = sizes[2]
+        central_nodes_packed(bad[:, order], owner[order], sizes)
+
+
+def test_data_factory_equals_public_constructor():
+    keys = ("x", "edge_index", "patch_index")
+    build = data_factory(keys)
+    attrs = dict(x=torch.randn(3, 2), edge_index=torch.tensor([[0, 1], [1, 2]]),
+                 patch_index=torch.arange(3))
+    fast, ref = build(dict(attrs)), Data(**attrs)
+    assert type(fast) is Data and fast.keys() == ref.keys()
+    assert all(fast[k] is ref[k] for k in keys)
+    other = build(dict(attrs, x=torch.zeros(3, 2)))  # graphs do not share stores
+    assert fast.x is attrs["x"] and other.x.sum() == 0
+    batch = Batch.from_data_list([fast, other])
+    assert batch.num_graphs == 2 and batch.edge_index[:, 2:].tolist() == [[3, 4], [4, 5]]
+    again = pickle.loads(pickle.dumps(fast))
+    assert torch.equal(again.x, fast.x) and again.num_edges == 2
+
+
+def test_attribute_dicts_reads_every_graph_kind():
+    class Tagged(Data):
+        pass
+
+    plain = make_data(x=torch.zeros(2, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    public = Data(x=torch.ones(1, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    tagged = Tagged(x=torch.ones(4, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    dicts = attribute_dicts([plain, public, tagged])
+    for graph, d in zip([plain, public, tagged], dicts):
+        assert d.keys() == graph.to_dict().keys() and d["x"] is graph.x

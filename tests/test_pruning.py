@@ -164,6 +164,23 @@ def test_half_precision_features_give_float32_graphs(planted):
     assert g.x.dtype == torch.float32
 
 
+def test_feature_layout_does_not_change_the_graphs(planted):
+    # Contiguous features are gathered through a flat view; other layouts must agree.
+    studies, _ = planted
+    pruner = PatchPruner(keep_ratio=None, top_k=4, node_features="features+attention")
+    ref = pruner.fit_transform(studies).visual_graphs
+    strided = np.repeat(studies.patch_features, 2, axis=2)[:, :, ::2]
+    assert not strided.flags.c_contiguous
+    for feats in (strided, np.asfortranarray(studies.patch_features)):
+        out = pruner.transform(studies.replace(patch_features=feats)).visual_graphs
+        for a, b in zip(ref, out):
+            assert torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index)
+    half = studies.patch_features.astype(np.float16)
+    g = pruner.transform(studies.replace(patch_features=half)).visual_graphs[0]
+    np.testing.assert_array_equal(g.x[:, :D].numpy(),
+                                  half[0, g.patch_index.numpy()].astype(np.float32))
+
+
 def test_pickled_graph_carries_only_its_own_bytes(planted):
     studies, _ = planted
     out = PatchPruner(keep_ratio=None, top_k=4).fit_transform(studies)
