@@ -10,7 +10,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .graphs import attribute_dicts, central_nodes_packed, data_factory
+from .graph_list import GraphList
+from .graphs import attribute_dicts, central_nodes_packed
 from .studies import StudySet
 
 __all__ = ["GraphFuser"]
@@ -71,6 +72,61 @@ def _packed_edges(dicts: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     counts = np.array([e.shape[1] for e in edges], dtype=np.int64)
     cat = torch.cat(edges, dim=1).numpy().astype(np.int64, copy=False)
     return cat, np.repeat(np.arange(len(dicts)), counts), counts
+
+
+class _Side:
+    """One modality's graphs, read once: node counts, feature width, edges, attributes.
+
+    A GraphList is read from its flat arrays; a list of ``Data`` through its attribute
+    dicts.
+    """
+
+    def __init__(self, graphs: Any, field: str, ids: np.ndarray) -> None:
+        self.packed = graphs if isinstance(graphs, GraphList) else None
+        self.n = len(graphs)
+        if self.packed is not None:
+            keys = self.packed.keys
+            x = self.packed.flat("x")[0] if "x" in keys else None
+            if x is None or "edge_index" not in keys or np.ndim(x) != 2:
+                raise ValueError(f"{field} needs 2-D node features x and an edge_index")
+            self.dicts = None
+            self.counts = self.packed.node_counts
+            self.width = int(x.shape[1])
+        else:
+            self.dicts, self.counts, self.width = _graph_dicts(graphs, field, ids)
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All edges ``[2, E]`` (per-graph numbering), the graph of each, counts per graph."""
+        if self.packed is None:
+            return _packed_edges(self.dicts)
+        edges, ptr = self.packed.packed_edges()
+        counts = np.diff(ptr)
+        return edges, np.repeat(np.arange(self.n), counts), counts
+
+    def rows(self, name: str) -> np.ndarray | None:
+        """Attribute ``name`` of every graph, concatenated; None when a graph lacks it."""
+        if self.packed is not None:
+            if name not in self.packed.keys:
+                return None
+            values, ptr = self.packed.flat(name)
+            return None if ptr is None else np.asarray(values)
+        import torch
+
+        values = [d.get(name) for d in self.dicts]
+        if not values or any(v is None for v in values):
+            return None
+        return torch.cat([torch.as_tensor(v) for v in values]).numpy()
+
+    def each(self, name: str) -> list:
+        """Attribute ``name`` of each graph (None where a graph lacks it)."""
+        if self.packed is None:
+            return [d.get(name) for d in self.dicts]
+        if name not in self.packed.keys:
+            return [None] * self.n
+        values, ptr = self.packed.flat(name)
+        if ptr is None:
+            return list(values)
+        return [values[a:b] for a, b in zip(ptr[:-1], ptr[1:])]
 
 
 def _offsets(counts: np.ndarray) -> np.ndarray:
@@ -168,9 +224,11 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         visual, k, dv = None, np.zeros(n, np.int64), 0
         report, m, dr = None, np.zeros(n, np.int64), 0
         if "visual_graphs" in _NEEDS[self.strategy]:
-            visual, k, dv = _graph_dicts(studies.visual_graphs, "visual_graphs", ids)
+            visual = _Side(studies.visual_graphs, "visual_graphs", ids)
+            k, dv = visual.counts, visual.width
         if "report_graphs" in _NEEDS[self.strategy]:
-            report, m, dr = _graph_dicts(studies.report_graphs, "report_graphs", ids)
+            report = _Side(studies.report_graphs, "report_graphs", ids)
+            m, dr = report.counts, report.width
         return visual, k, dv, report, m, dr
 
     def __sklearn_tags__(self):
@@ -196,22 +254,24 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         return self
 
     # -- cross-modal edges ------------------------------------------------------------------
-    def _grounded_links(self, studies: StudySet, visual: list[dict], report: list[dict],
+    def _grounded_links(self, studies: StudySet, visual: _Side, report: _Side,
                         k: np.ndarray, m: np.ndarray, cv: np.ndarray, cr: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
         pairs, owner = [], []
+        node_kinds, all_spans = report.each("node_kind"), report.each("spans")
+        patch_indices = visual.each("patch_index")
         for i in range(len(studies)):
             if k[i] == 0 or m[i] == 0:
                 continue
-            kind = report[i].get("node_kind")
+            kind = node_kinds[i]
             kind = np.zeros(m[i], np.int64) if kind is None else _numpy(kind, np.int64)
             findings = np.flatnonzero(kind == 0)
             if findings.size == 0:  # anatomy only: fall back to the paper's link
                 pairs.append(np.array([[cv[i], k[i] + cr[i]]]))
                 owner.append(np.array([i]))
                 continue
-            spans = report[i].get("spans")
-            patch_index = visual[i].get("patch_index")
+            spans = all_spans[i]
+            patch_index = patch_indices[i]
             if spans is None or patch_index is None:
                 raise ValueError(
                     f"study {studies.ids[i]!r}: grounded fusion needs `spans` on the report "
@@ -289,8 +349,6 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         self.n_node_features_ = self.visual_dim_ + self.report_dim_ + 1
 
     def _fuse(self, X: StudySet, checked: tuple) -> StudySet:
-        import torch
-
         visual, k, dv, report, m, dr = checked
         studies, n = X, len(X)
         use_v, use_r = visual is not None, report is not None
@@ -302,10 +360,10 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
                              f"{self.report_dim_}")
         dv, dr = self.visual_dim_, self.report_dim_
         empty = np.zeros(0, np.int64)
-        vis, vis_owner, vis_counts = (_packed_edges(visual) if use_v
-                                   else (np.zeros((2, 0), np.int64), empty, np.zeros(n, np.int64)))
-        rpt, rpt_owner, rpt_counts = (_packed_edges(report) if use_r
-                                   else (np.zeros((2, 0), np.int64), empty, np.zeros(n, np.int64)))
+        vis, vis_owner, vis_counts = (visual.edges() if use_v
+                                      else (np.zeros((2, 0), np.int64), empty, np.zeros(n, np.int64)))
+        rpt, rpt_owner, rpt_counts = (report.edges() if use_r
+                                      else (np.zeros((2, 0), np.int64), empty, np.zeros(n, np.int64)))
         k_offsets, m_offsets = _offsets(k), _offsets(m)
         n_visual, n_report = int(k_offsets[-1]), int(m_offsets[-1])
 
@@ -315,10 +373,10 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         if self.strategy in ("centrality", "grounded"):
             # Both modalities in one batched call: graph i is visual, graph n + i report.
             # Ties go to the most attended patch, and to the first report node.
-            attention = [d.get("attention") for d in visual]
+            attention = visual.rows("attention")
             weights = np.zeros(n_visual + n_report)
-            if n_visual and all(a is not None for a in attention):
-                weights[:n_visual] = torch.cat(attention).numpy()
+            if n_visual and attention is not None:
+                weights[:n_visual] = attention
             central = central_nodes_packed(
                 np.concatenate([vis, rpt], axis=1), np.concatenate([vis_owner, rpt_owner + n]),
                 np.concatenate([k, m]), weights=weights,
@@ -342,13 +400,13 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         if use_v and n_visual:
             # Visual node j of study i sits after the report nodes of studies before i.
             rows = np.arange(n_visual) + np.repeat(m_offsets[:-1], k)
-            x_all[rows, :dv] = torch.cat([d["x"] for d in visual]).numpy()
-            pos = [d.get("pos") for d in visual]
-            if all(p is not None for p in pos):
-                pos_all[rows] = torch.cat(pos).numpy()
+            x_all[rows, :dv] = visual.rows("x")
+            pos = visual.rows("pos")
+            if pos is not None:
+                pos_all[rows] = pos
         if use_r and n_report:
             rows = np.arange(n_report) + np.repeat(k_offsets[1:], m)
-            x_all[rows, dv:dv + dr] = torch.cat([d["x"] for d in report]).numpy()
+            x_all[rows, dv:dv + dr] = report.rows("x")
             x_all[rows, -1] = 1.0
             node_type[rows] = 1
 
@@ -365,25 +423,20 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         _place(flat, start, e_counts, c_counts, cross[:, 0], cross[:, 1])
         _place(flat, start + c_counts, e_counts, c_counts, cross[:, 1], cross[:, 0])
 
-        patch_index = [d.get("patch_index") for d in visual] if use_v else [None] * n
-        node_names = [d.get("node_names") for d in report] if use_r else [None] * n
-        build = data_factory(("x", "edge_index", "node_type", "pos", "patch_index",
-                              "node_names"))
-        from_numpy = torch.from_numpy
-        graphs = []
-        append = graphs.append
-        nodes, edge_ends = node_offsets.tolist(), _offsets(2 * e_counts).tolist()
-        # Slices are taken in NumPy: each tensor's storage then covers this study only,
-        # so a pickled graph carries only its own bytes.
-        for a, b, ea, eb, pi, names in zip(nodes, nodes[1:], edge_ends, edge_ends[1:],
-                                           patch_index, node_names):
-            data = {"x": from_numpy(x_all[a:b]),
-                    "edge_index": from_numpy(flat[ea:eb].reshape(2, -1)),
-                    "node_type": from_numpy(node_type[a:b]),
-                    "pos": from_numpy(pos_all[a:b])}
-            if pi is not None:
-                data["patch_index"] = pi
-            if names is not None:
-                data["node_names"] = names
-            append(build(data))
+        attributes = {
+            "x": ("rows", x_all, node_offsets),
+            "edge_index": ("edges", flat, _offsets(e_counts)),
+            "node_type": ("rows", node_type, node_offsets),
+            "pos": ("rows", pos_all, node_offsets),
+        }
+        patch_index = visual.rows("patch_index") if use_v else None
+        if patch_index is not None:
+            attributes["patch_index"] = ("rows", patch_index.astype(np.int64, copy=False),
+                                         k_offsets)
+        elif use_v and any(p is not None for p in visual.each("patch_index")):
+            attributes["patch_index"] = ("objects", visual.each("patch_index"), None)
+        node_names = report.each("node_names") if use_r else [None] * n
+        if any(names is not None for names in node_names):
+            attributes["node_names"] = ("objects", node_names, None)
+        graphs = GraphList(attributes)
         return studies.replace(graphs=graphs)

@@ -13,6 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
+from .graph_list import GraphList
 from .studies import StudySet
 from .utils import resolve_device, seed_everything
 
@@ -28,7 +29,9 @@ def _as_graphs(X: Any) -> list:
                 "GNNClassifier needs a StudySet with graphs (GraphFuser) or visual_graphs "
                 "(PatchPruner); this one has neither"
             )
-        return list(graphs)
+        return graphs if isinstance(graphs, GraphList) else list(graphs)
+    if isinstance(X, GraphList):
+        return X
     if isinstance(X, (list, tuple)):
         return list(X)
     raise TypeError(
@@ -40,6 +43,40 @@ class _Packed:
     """All graphs in flat arrays, with fast vectorised mini-batching (no per-graph collate)."""
 
     def __init__(self, graphs: list, n_features: int | None = None) -> None:
+        if isinstance(graphs, GraphList):
+            self._from_graph_list(graphs, n_features)
+        else:
+            self._from_data(graphs, n_features)
+        owner = np.repeat(np.arange(self.n_graphs), self.n_edges)
+        bad = (self.edges < 0).any(axis=0) | (self.edges >= self.n_nodes[owner]).any(axis=0)
+        if bad.any():
+            i = int(owner[np.flatnonzero(bad)[0]])
+            raise ValueError(f"graph {i}: edge_index refers to nodes outside its x")
+
+    def _from_graph_list(self, graphs: GraphList, n_features: int | None) -> None:
+        x, self.node_ptr = graphs.flat("x")
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise ValueError("graphs have no 2-D node features x")
+        if n_features is not None and x.shape[1] != n_features:
+            raise ValueError(f"graphs have {x.shape[1]} node features; expected {n_features} "
+                             f"(as the training graphs)")
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            i = int(np.searchsorted(self.node_ptr, np.flatnonzero(~finite)[0], side="right")) - 1
+            raise ValueError(f"graph of the study at row {i} has non-finite node features")
+        self.n_graphs = len(graphs)
+        self.n_features = int(x.shape[1])
+        self.x = x.astype(np.float32, copy=False)
+        self.n_nodes = np.diff(self.node_ptr)
+        if "edge_index" in graphs.keys:
+            self.edges, self.edge_ptr = graphs.packed_edges()
+        else:
+            self.edges, self.edge_ptr = (np.zeros((2, 0), np.int64),
+                                         np.zeros(self.n_graphs + 1, np.int64))
+        self.n_edges = np.diff(self.edge_ptr)
+
+    def _from_data(self, graphs: list, n_features: int | None) -> None:
         import torch
 
         xs, edges = [], []
@@ -71,11 +108,6 @@ class _Packed:
                   if xs else np.zeros((0, self.n_features), np.float32))
         self.edges = (torch.cat(edges, dim=1).detach().cpu().numpy().astype(np.int64)
                       if edges else np.zeros((2, 0), np.int64))
-        owner = np.repeat(np.arange(self.n_graphs), self.n_edges)
-        bad = (self.edges < 0).any(axis=0) | (self.edges >= self.n_nodes[owner]).any(axis=0)
-        if bad.any():
-            i = int(owner[np.flatnonzero(bad)[0]])
-            raise ValueError(f"graph {i}: edge_index refers to nodes outside its x")
 
     def to(self, device: Any, mean: np.ndarray | None, scale: np.ndarray | None) -> None:
         import torch

@@ -12,7 +12,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .graphs import _batch_subgraph_edges, data_factory, edge_blocks, grid_edges, top_k_mask
+from .graph_list import GraphList
+from .graphs import _batch_subgraph_edges, edge_blocks, grid_edges, top_k_mask
 from .studies import StudySet
 
 __all__ = ["PatchPruner"]
@@ -253,10 +254,8 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             ``torch_geometric.data.Data`` per study, in order: ``x`` float32 ``[k, d']``,
             ``edge_index`` int64 ``[2, E]`` both directions, ``pos`` float32 ``[k, 2]``
             (row, col), ``patch_index`` int64 ``[k]``, ``attention`` float32 ``[k]``; nodes
-            in increasing patch index).
+            in increasing patch index), as a :class:`~neural_sk.graph_list.GraphList`.
         """
-        import torch
-
         check_is_fitted(self, "grid_shape_")
         studies = _check_studies(X)
         if tuple(studies.grid_shape) != self.grid_shape_:
@@ -296,21 +295,13 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         )
         flat = edge_blocks(pairs, edge_offsets)
 
-        graphs = []
-        append = graphs.append
-        build = data_factory(("x", "edge_index", "pos", "patch_index", "attention"))
-        from_numpy = torch.from_numpy
-        nodes, edges = node_offsets.tolist(), (2 * edge_offsets).tolist()  # plain ints: faster
-        for a, b, ea, eb in zip(nodes, nodes[1:], edges, edges[1:]):
-            # Slices are taken in NumPy: the tensor's storage then covers this study only,
-            # so a pickled graph carries only its own bytes.
-            append(build({
-                "x": from_numpy(x_all[a:b]),
-                "edge_index": from_numpy(flat[ea:eb].reshape(2, -1)),
-                "pos": from_numpy(pos_all[a:b]),
-                "patch_index": from_numpy(cols[a:b]),
-                "attention": from_numpy(att_all[a:b]),
-            }))
+        graphs = GraphList({
+            "x": ("rows", x_all, node_offsets),
+            "edge_index": ("edges", flat, edge_offsets),
+            "pos": ("rows", pos_all, node_offsets),
+            "patch_index": ("rows", cols, node_offsets),
+            "attention": ("rows", att_all, node_offsets),
+        })
         return studies.replace(keep_mask=keep, visual_graphs=graphs)
 
     def kept_fraction(self, X: StudySet, *, average: bool = False) -> np.ndarray | float:

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .graph_list import GraphList, concat_graph_lists
+
 __all__ = ["StudySet"]
 
 # Fields holding one entry per study, in the order the pipeline fills them.
@@ -45,6 +47,8 @@ def _field_nbytes(value: Any) -> int:
         return int(value.nbytes)
     if isinstance(value, str):
         return len(value.encode("utf-8"))
+    if isinstance(value, GraphList):
+        return value.nbytes
     if isinstance(value, (list, tuple)):
         return sum(_field_nbytes(v) for v in value)
     if hasattr(value, "edge_index") or hasattr(value, "x"):
@@ -77,7 +81,9 @@ class StudySet:
     keep_mask : ndarray of shape (n, P), bool, default=None
         Patches kept by the pruner.
     visual_graphs, report_graphs, graphs : list of torch_geometric.data.Data, default=None
-        Per-study graphs: kept patches, report findings, and the fused graph.
+        Per-study graphs: kept patches, report findings, and the fused graph. The pipeline's
+        own steps give a :class:`~neural_sk.graph_list.GraphList`: the same sequence of
+        ``Data``, held in flat arrays.
     errors : list of (str or None), default=None
         Why a study could not be processed (``None`` where it was), for steps that
         offer ``on_error="skip"``.
@@ -131,7 +137,7 @@ class StudySet:
         for name in ("reports", "token_attention", "token_offsets", "visual_graphs",
                      "report_graphs", "graphs", "errors"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, list):
+            if value is not None and not isinstance(value, (list, GraphList)):
                 object.__setattr__(self, name, list(value))
         if self.attention is not None:
             att = np.asarray(self.attention)
@@ -202,6 +208,8 @@ class StudySet:
                 continue
             if isinstance(value, np.ndarray):
                 fields[name] = value[index]
+            elif isinstance(value, GraphList):
+                fields[name] = value.take(index % n if n else index)
             else:
                 fields[name] = [value[i] for i in index]
         return dataclasses.replace(self, **fields)
@@ -290,6 +298,8 @@ def concat_study_sets(parts: Sequence[StudySet]) -> StudySet:
             raise ValueError(f"field {name!r} is filled in some parts and not others")
         if isinstance(values[0], np.ndarray):
             fields[name] = np.concatenate(values)
+        elif all(isinstance(v, GraphList) and v.keys == values[0].keys for v in values):
+            fields[name] = concat_graph_lists(values)
         else:
             fields[name] = [item for v in values for item in v]
     return dataclasses.replace(first, **fields)

@@ -303,7 +303,7 @@ def test_sixteen_bit_pixels_stay_sixteen_bit(tmp_path):
 
 
 def test_a_failed_write_leaves_nothing_behind(studies, tmp_path):
-    bad = studies.visual_graphs[:3]
+    bad = list(studies.visual_graphs[:3])  # a GraphList is read-only: edit a list of Data
     bad[1] = bad[1].clone()
     bad[1].note = object()
     with pytest.raises(TypeError, match=rf"visual_graphs\[1\] \(study '{studies.ids[1]}'\)"):
