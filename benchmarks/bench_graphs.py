@@ -209,12 +209,12 @@ def check_equivalent(studies: StudySet, fused: StudySet, ref: list, details: lis
     """Same kept patches, same visual edges, same report edges, a maximal-centrality link."""
     for i, (ref_graph, (kept, edges, bc1, bc2)) in enumerate(zip(ref, details)):
         visual = fused.visual_graphs[i]
-        if visual.patch_index.tolist() != sorted(kept.tolist()):
+        if visual.patch_id.tolist() != sorted(kept.tolist()):
             return False
         # The reference numbers nodes in kept order; map ours (patch order) onto it.
         to_ref = {int(p): j for j, p in enumerate(kept.tolist())}
-        ours_edges = {tuple(sorted((to_ref[int(visual.patch_index[a])],
-                                    to_ref[int(visual.patch_index[b])])))
+        ours_edges = {tuple(sorted((to_ref[int(visual.patch_id[a])],
+                                    to_ref[int(visual.patch_id[b])])))
                       for a, b in visual.edge_index.t().tolist()}
         if ours_edges != set(edges):
             return False

@@ -259,7 +259,7 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
                         ) -> tuple[np.ndarray, np.ndarray]:
         pairs, owner = [], []
         node_kinds, all_spans = report.each("node_kind"), report.each("spans")
-        patch_indices = visual.each("patch_index")
+        patch_indices = visual.each("patch_id")
         for i in range(len(studies)):
             if k[i] == 0 or m[i] == 0:
                 continue
@@ -275,7 +275,7 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             if spans is None or patch_index is None:
                 raise ValueError(
                     f"study {studies.ids[i]!r}: grounded fusion needs `spans` on the report "
-                    f"graph and `patch_index` on the visual graph"
+                    f"graph and `patch_id` on the visual graph"
                 )
             att = _numpy(studies.token_attention[i], np.float32)
             offsets = _numpy(studies.token_offsets[i], np.int64).reshape(-1, 2)
@@ -313,7 +313,7 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         ``edge_index`` int64 (both directions: visual edges, report edges, then cross-modal
         edges), ``node_type`` int64 (0 visual, 1 report), ``pos`` float32 ``[k + m, 2]``
         (grid row and column of visual nodes, NaN for report nodes), and, when the inputs
-        have them, ``patch_index`` (of the visual nodes) and ``node_names`` (of the report
+        have them, ``patch_id`` (of the visual nodes) and ``node_names`` (of the report
         nodes).
 
         Parameters
@@ -429,12 +429,12 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             "node_type": ("rows", node_type, node_offsets),
             "pos": ("rows", pos_all, node_offsets),
         }
-        patch_index = visual.rows("patch_index") if use_v else None
+        patch_index = visual.rows("patch_id") if use_v else None
         if patch_index is not None:
-            attributes["patch_index"] = ("rows", patch_index.astype(np.int64, copy=False),
+            attributes["patch_id"] = ("rows", patch_index.astype(np.int64, copy=False),
                                          k_offsets)
-        elif use_v and any(p is not None for p in visual.each("patch_index")):
-            attributes["patch_index"] = ("objects", visual.each("patch_index"), None)
+        elif use_v and any(p is not None for p in visual.each("patch_id")):
+            attributes["patch_id"] = ("objects", visual.each("patch_id"), None)
         node_names = report.each("node_names") if use_r else [None] * n
         if any(names is not None for names in node_names):
             attributes["node_names"] = ("objects", node_names, None)

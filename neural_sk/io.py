@@ -382,7 +382,7 @@ class _Writer:
     def _find_ref(self, field: str, key: str, entry: tuple) -> str | None:
         """Another graph field whose attribute ``key`` holds exactly the same values.
 
-        The fused graphs repeat the visual graphs' ``patch_index`` and the report graphs'
+        The fused graphs repeat the visual graphs' ``patch_id`` and the report graphs'
         ``node_names``: stored once, referenced from the fused graphs.
         """
         if field != "graphs":

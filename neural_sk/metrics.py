@@ -533,7 +533,7 @@ def graph_nbytes(graph: Any, dtype: Any = "float16", *, attrs: Iterable[str] | N
     - ``pos`` (integer grid coordinates, even when stored as floats) in the smallest
       unsigned type holding the largest coordinate (uint8 for any grid up to 256 x 256);
       non-integer positions are counted at ``dtype``;
-    - other integer tensors (``patch_index``, ``node_type``...) in the smallest type
+    - other integer tensors (``patch_id``, ``node_type``...) in the smallest type
       holding their range; booleans as one byte each.
 
     Strings (``node_names``) and scalars are not counted: report text is accounted for

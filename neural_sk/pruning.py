@@ -253,7 +253,8 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             ``X`` with ``keep_mask`` (bool ``[n, P]``) and ``visual_graphs`` (one
             ``torch_geometric.data.Data`` per study, in order: ``x`` float32 ``[k, d']``,
             ``edge_index`` int64 ``[2, E]`` both directions, ``pos`` float32 ``[k, 2]``
-            (row, col), ``patch_index`` int64 ``[k]``, ``attention`` float32 ``[k]``; nodes
+            (row, col), ``patch_id`` int64 ``[k]`` (the patch of each node; not named
+            ``*_index``, which PyG would shift when batching), ``attention`` float32 ``[k]``; nodes
             in increasing patch index), as a :class:`~neural_sk.graph_list.GraphList`.
         """
         check_is_fitted(self, "grid_shape_")
@@ -299,7 +300,7 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             "x": ("rows", x_all, node_offsets),
             "edge_index": ("edges", flat, edge_offsets),
             "pos": ("rows", pos_all, node_offsets),
-            "patch_index": ("rows", cols, node_offsets),
+            "patch_id": ("rows", cols, node_offsets),
             "attention": ("rows", att_all, node_offsets),
         })
         return studies.replace(keep_mask=keep, visual_graphs=graphs)

@@ -25,7 +25,7 @@ def visual_graph(patches, attention, edges, grid_w=4):
     e = torch.tensor(edges, dtype=torch.long).reshape(-1, 2).T
     return Data(x=torch.randn(len(patches), DV), edge_index=torch.cat([e, e.flip(0)], 1),
                 pos=torch.stack([patches // grid_w, patches % grid_w], 1).float(),
-                patch_index=patches, attention=torch.tensor(attention))
+                patch_id=patches, attention=torch.tensor(attention))
 
 
 def report_graph(edges, n, kinds=None, spans=None):
@@ -63,7 +63,7 @@ def test_centrality_counts_layout_and_link(studies):
     assert g.x[:, -1].tolist() == [0, 0, 0, 1, 1, 1, 1]
     torch.testing.assert_close(g.pos[:3], v.pos)
     assert torch.isnan(g.pos[3:]).all()
-    assert g.patch_index.tolist() == [3, 4, 5] and g.node_names == ["c0", "c1", "c2", "c3"]
+    assert g.patch_id.tolist() == [3, 4, 5] and g.node_names == ["c0", "c1", "c2", "c3"]
     # the paper's link: most central visual node (1) <-> most central report node (3 + 2)
     assert cross_edges(g) == {(1, 5)}
     assert {(5, 1)} <= undirected(g.edge_index.T.tolist())

@@ -101,6 +101,9 @@ def test_pickles_and_batches_like_a_list_of_data(fused):
     batch = Batch.from_data_list(list(fused.graphs))
     assert batch.num_graphs == N
     assert batch.num_nodes == int(fused.graphs.node_counts.sum())
+    # Patch numbers survive batching (PyG shifts attributes named *_index).
+    assert batch.patch_id.tolist() == [p for g in fused.graphs for p in g.patch_id.tolist()]
+    assert int(batch.patch_id.max()) < GRID[0] * GRID[1]
 
 
 def test_gnn_trains_the_same_from_a_graph_list_and_a_list(fused):

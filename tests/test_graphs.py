@@ -175,7 +175,7 @@ def test_central_nodes_rejects_out_of_range_edges():
 
 def test_make_data_equals_public_constructor():
     attrs = dict(x=torch.randn(4, 3), edge_index=torch.tensor([[0, 1], [1, 0]]),
-                 pos=torch.zeros(4, 2), patch_index=torch.arange(4), node_names=list("abcd"))
+                 pos=torch.zeros(4, 2), patch_id=torch.arange(4), node_names=list("abcd"))
     fast, ref = make_data(**attrs, attention=None), Data(**attrs)
     assert fast.keys() == ref.keys() and "attention" not in fast
     for key in ref.keys():
@@ -218,10 +218,10 @@ def test_central_nodes_packed_does_not_depend_on_edge_order():
 
 
 def test_data_factory_equals_public_constructor():
-    keys = ("x", "edge_index", "patch_index")
+    keys = ("x", "edge_index", "patch_id")
     build = data_factory(keys)
     attrs = dict(x=torch.randn(3, 2), edge_index=torch.tensor([[0, 1], [1, 2]]),
-                 patch_index=torch.arange(3))
+                 patch_id=torch.arange(3))
     fast, ref = build(dict(attrs)), Data(**attrs)
     assert type(fast) is Data and fast.keys() == ref.keys()
     assert all(fast[k] is ref[k] for k in keys)

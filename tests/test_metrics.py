@@ -222,14 +222,14 @@ def _visual_graph(n_nodes, d=16, max_patch=195):
         x=torch.randn(n_nodes, d),
         edge_index=edge_index,
         pos=torch.stack([torch.arange(n_nodes) % 14, torch.arange(n_nodes) // 14], 1).float(),
-        patch_index=torch.linspace(0, max_patch, n_nodes).long(),
+        patch_id=torch.linspace(0, max_patch, n_nodes).long(),
         attention=torch.rand(n_nodes),
     )
 
 
 def test_graph_nbytes_hand_computed():
     g = _visual_graph(5)  # 5 nodes, 8 directed edges, grid coordinates < 14
-    # x 5*16 + attention 5 floats at 2 bytes; edge_index 16 uint8; pos 10 uint8; patch_index 5 uint8
+    # x 5*16 + attention 5 floats at 2 bytes; edge_index 16 uint8; pos 10 uint8; patch_id 5 uint8
     assert graph_nbytes(g, "float16") == (80 + 5) * 2 + 16 + 10 + 5
     assert graph_nbytes(g, "float32") == (80 + 5) * 4 + 16 + 10 + 5
     assert graph_nbytes(g, "bfloat16") == graph_nbytes(g, "float16")
@@ -240,7 +240,7 @@ def test_graph_nbytes_widens_edge_type_with_node_count():
     big = _visual_graph(300, d=2, max_patch=299)  # 300 nodes: indices need uint16
     edges = 2 * 299
     assert graph_nbytes(big, "float16", attrs=("edge_index",)) == 2 * edges * 2
-    assert graph_nbytes(big, "float16", attrs=("patch_index",)) == 300 * 2
+    assert graph_nbytes(big, "float16", attrs=("patch_id",)) == 300 * 2
     small = _visual_graph(256, d=2)
     assert graph_nbytes(small, "float16", attrs=("edge_index",)) == 2 * 2 * 255
 

@@ -66,7 +66,7 @@ def test_pruner_keeps_the_top_patches_as_a_valid_grid_graph(studies, rule, min_p
         kept = np.flatnonzero(keep[i])
         if 0 < kept.size < keep.shape[1]:  # the kept patches are the most attended ones
             assert att[i, kept].min() >= att[i, ~keep[i]].max()
-        assert graph.patch_index.tolist() == kept.tolist()
+        assert graph.patch_id.tolist() == kept.tolist()
         np.testing.assert_array_equal(graph.x.numpy(), studies.patch_features[i, kept])
         np.testing.assert_array_equal(graph.pos.numpy(), np.stack([kept // w, kept % w], 1))
         edges = graph.edge_index.numpy()
@@ -98,7 +98,7 @@ def random_graph(draw, n_nodes, width, *, visual):
         patches = draw(st.lists(st.integers(0, 35), min_size=n_nodes, max_size=n_nodes,
                                 unique=True))
         patch_index = torch.tensor(sorted(patches), dtype=torch.long)
-        return Data(x=x, edge_index=edge_index, patch_index=patch_index,
+        return Data(x=x, edge_index=edge_index, patch_id=patch_index,
                     pos=torch.stack([patch_index // 6, patch_index % 6], 1).float(),
                     attention=torch.rand(n_nodes))
     return Data(x=x, edge_index=edge_index, node_names=[f"n{j}" for j in range(n_nodes)])

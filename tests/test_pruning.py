@@ -59,12 +59,12 @@ def test_keeps_exactly_the_planted_patches(planted):
         assert set(np.flatnonzero(out.keep_mask[i])) == set(peak)
         g = out.visual_graphs[i]
         kept = np.sort(peak)
-        assert g.patch_index.tolist() == kept.tolist()  # nodes in patch order
+        assert g.patch_id.tolist() == kept.tolist()  # nodes in patch order
         np.testing.assert_array_equal(g.x.numpy(), studies.patch_features[i, kept])
         np.testing.assert_array_equal(g.pos.numpy(), np.stack([kept // W, kept % W], 1))
         np.testing.assert_array_equal(g.attention.numpy(), studies.attention[i, kept])
         assert g.x.dtype == g.pos.dtype == g.attention.dtype == torch.float32
-        assert g.edge_index.dtype == g.patch_index.dtype == torch.int64
+        assert g.edge_index.dtype == g.patch_id.dtype == torch.int64
         assert edge_set(g) == brute_edges(kept)
 
 
@@ -78,7 +78,7 @@ def test_neighbour_edges_of_a_known_mask_are_exact(connectivity):
                        grid_shape=(H, W))
     g = PatchPruner(keep_ratio=None, top_k=len(kept), connectivity=connectivity
                     ).fit_transform(studies).visual_graphs[0]
-    assert g.patch_index.tolist() == kept
+    assert g.patch_id.tolist() == kept
     assert edge_set(g) == brute_edges(kept, connectivity)
     assert g.edge_index.shape[1] == len(brute_edges(kept, connectivity))
     if connectivity == 4:
@@ -149,7 +149,7 @@ def test_node_feature_options(planted):
     out = pruner.fit_transform(studies)
     assert pruner.n_node_features_ == D + 3
     g = out.visual_graphs[0]
-    kept = g.patch_index.numpy()
+    kept = g.patch_id.numpy()
     np.testing.assert_array_equal(g.x[:, :D].numpy(), studies.patch_features[0, kept])
     np.testing.assert_allclose(g.x[:, D].numpy(), studies.attention[0, kept] * P, rtol=1e-6)
     np.testing.assert_allclose(g.x[:, D + 1].numpy(), (kept // W) / (H - 1), rtol=1e-6)
@@ -178,7 +178,7 @@ def test_feature_layout_does_not_change_the_graphs(planted):
     half = studies.patch_features.astype(np.float16)
     g = pruner.transform(studies.replace(patch_features=half)).visual_graphs[0]
     np.testing.assert_array_equal(g.x[:, :D].numpy(),
-                                  half[0, g.patch_index.numpy()].astype(np.float32))
+                                  half[0, g.patch_id.numpy()].astype(np.float32))
 
 
 def test_pickled_graph_carries_only_its_own_bytes(planted):
