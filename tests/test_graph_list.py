@@ -84,6 +84,9 @@ def test_study_set_selection_and_concatenation_keep_graph_lists(fused):
     part = fused[np.array([1, 7])]
     assert isinstance(part.graphs, GraphList)
     _same(part.graphs[1], fused.graphs[7])
+    # "+" joins like lists do.
+    assert isinstance(fused.graphs[:2] + fused.graphs[2:], GraphList)
+    assert len(list(fused.graphs[:2]) + fused.graphs[2:]) == N
     joined = concat_study_sets([fused[:5], fused[5:]])
     assert isinstance(joined.graphs, GraphList) and len(joined.graphs) == N
     for a, b in zip(joined.graphs, fused.graphs):
