@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from .graphs import data_factory
+from .utils.validation import check_index
 
 __all__ = ["GraphList", "concat_graph_lists"]
 
@@ -127,50 +128,45 @@ class GraphList(Sequence):
     def __len__(self) -> int:
         return self._n
 
-    def _graph(self, i: int, build: Any) -> Any:
+    def _makers(self) -> list:
+        """One ``(name, make(i))`` per attribute; ``make(i)`` gives graph ``i``'s value."""
         import torch
 
-        mapping = {}
+        # NumPy slices: a tensor's storage then covers this graph only, so a pickled graph
+        # carries only its own bytes. Plain-int offsets: this runs once per graph.
+        from_numpy = torch.from_numpy
+        makers = []
         for name, (kind, values, ptr) in self._attributes.items():
             if kind == _OBJECTS:
-                if values[i] is not None:
-                    mapping[name] = values[i]
+                makers.append((name, values.__getitem__))
             elif kind == _ROWS:
-                # A NumPy slice: the tensor's storage covers this graph only, so a pickled
-                # graph carries only its own bytes.
-                mapping[name] = torch.from_numpy(values[ptr[i]:ptr[i + 1]])
+                starts = ptr.tolist()
+                makers.append((name, lambda i, v=values, p=starts:
+                               from_numpy(v[p[i]:p[i + 1]])))
             else:
-                mapping[name] = torch.from_numpy(values[2 * ptr[i]:2 * ptr[i + 1]]).view(2, -1)
-        return build(mapping) if build is not None else data_factory(tuple(mapping))(mapping)
+                starts = (2 * ptr).tolist()
+                makers.append((name, lambda i, v=values, p=starts:
+                               from_numpy(v[p[i]:p[i + 1]]).view(2, -1)))
+        return makers
 
-    def _builder(self) -> Any:
-        if any(kind == _OBJECTS and any(v is None for v in values)
-               for kind, values, _ in self._attributes.values()):
-            return None  # keys differ between graphs
-        return data_factory(tuple(self._attributes))
+    def _graphs(self, index: Iterable[int]) -> Iterator[Any]:
+        makers = self._makers()
+        # Graphs lacking an object attribute (None) have other keys: no shared builder.
+        uniform = not any(kind == _OBJECTS and any(v is None for v in values)
+                          for kind, values, _ in self._attributes.values())
+        build = data_factory(tuple(self._attributes)) if uniform else None
+        for i in index:
+            if build is not None:
+                yield build({name: make(i) for name, make in makers})
+            else:
+                mapping = {name: value for name, make in makers
+                           if (value := make(i)) is not None}
+                yield data_factory(tuple(mapping))(mapping)
 
     def __getitem__(self, key: Any) -> Any:
+        index = check_index(key, self._n, what="graphs")
         if isinstance(key, (int, np.integer)):
-            if not -self._n <= key < self._n:
-                raise IndexError(f"graph {key} is out of range for {self._n} graphs")
-            return self._graph(int(key) % self._n, None)
-        if isinstance(key, slice):
-            index = np.arange(self._n)[key]
-        else:
-            index = np.asarray(key)
-            if index.dtype == bool:
-                if index.shape != (self._n,):
-                    raise IndexError(f"boolean mask of shape {index.shape} for {self._n} "
-                                     "graphs")
-                index = np.flatnonzero(index)
-            elif index.size == 0:
-                index = np.zeros(0, dtype=np.int64)
-            elif not np.issubdtype(index.dtype, np.integer):
-                raise IndexError(f"GraphList indices must be integers, a slice or a boolean "
-                                 f"mask, got {index.dtype}")
-            elif index.min() < -self._n or index.max() >= self._n:
-                raise IndexError(f"index out of range for {self._n} graphs")
-            index = index.ravel() % max(self._n, 1)
+            return next(self._graphs(index.tolist()))
         return self.take(index)
 
     def take(self, index: np.ndarray) -> GraphList:
@@ -188,29 +184,7 @@ class GraphList(Sequence):
         return GraphList(out)
 
     def __iter__(self) -> Iterator[Any]:
-        import torch
-
-        build = self._builder()
-        if build is None:
-            for i in range(self._n):
-                yield self._graph(i, None)
-            return
-        # Plain-int offsets and one closure per attribute: this loop makes every graph.
-        from_numpy = torch.from_numpy
-        makers = []
-        for name, (kind, values, ptr) in self._attributes.items():
-            if kind == _OBJECTS:
-                makers.append((name, values.__getitem__))
-            elif kind == _ROWS:
-                starts = ptr.tolist()
-                makers.append((name, lambda i, v=values, p=starts:
-                               from_numpy(v[p[i]:p[i + 1]])))
-            else:
-                starts = (2 * ptr).tolist()
-                makers.append((name, lambda i, v=values, p=starts:
-                               from_numpy(v[p[i]:p[i + 1]]).view(2, -1)))
-        for i in range(self._n):
-            yield build({name: make(i) for name, make in makers})
+        return self._graphs(range(self._n))
 
     def __add__(self, other: Any) -> Any:
         if isinstance(other, GraphList) and other.keys == self.keys and all(

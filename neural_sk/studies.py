@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .graph_list import GraphList, concat_graph_lists
+from .utils.validation import check_index
 
 __all__ = ["StudySet"]
 
@@ -179,28 +180,7 @@ class StudySet:
             else:
                 raise IndexError("StudySet supports one index: int array, slice or mask")
         n = len(self)
-        if isinstance(key, slice):
-            index = np.arange(n)[key]
-        elif isinstance(key, (int, np.integer)):
-            if not -n <= key < n:
-                raise IndexError(f"study {key} is out of range for {n} studies")
-            index = np.array([key % n])
-        else:
-            key = np.asarray(key)
-            if key.dtype == bool:
-                if key.shape != (n,):
-                    raise IndexError(f"boolean mask of shape {key.shape} for {n} studies")
-                index = np.flatnonzero(key)
-            elif key.size == 0:
-                index = np.zeros(0, dtype=int)
-            elif np.issubdtype(key.dtype, np.integer):
-                index = key.ravel()
-                if index.min() < -n or index.max() >= n:
-                    raise IndexError(f"index out of range for {n} studies")
-            else:
-                raise IndexError(
-                    f"StudySet indices must be integers, a slice or a boolean mask, got {key.dtype}"
-                )
+        index = check_index(key, n, what="studies")
         fields = {}
         for name in PER_STUDY_FIELDS:
             value = getattr(self, name)
@@ -209,7 +189,7 @@ class StudySet:
             if isinstance(value, np.ndarray):
                 fields[name] = value[index]
             elif isinstance(value, GraphList):
-                fields[name] = value.take(index % n if n else index)
+                fields[name] = value.take(index)
             else:
                 fields[name] = [value[i] for i in index]
         return dataclasses.replace(self, **fields)

@@ -55,3 +55,48 @@ def check_reports(reports: Iterable[object], *, allow_empty: bool = False,
             raise ValueError(f"report of row {row!r} is empty")
         out.append(report)
     return out
+
+
+def check_index(key: object, n: int, *, what: str = "items") -> np.ndarray:
+    """Positions selected by ``key`` in a sequence of ``n``: int, slice, int array or mask.
+
+    Parameters
+    ----------
+    key : int, slice, array-like of int or bool mask of shape (n,)
+    n : int
+        Length of the sequence.
+    what : str, default="items"
+        What the sequence holds, for error messages ("studies", "graphs").
+
+    Returns
+    -------
+    ndarray of int64
+        Non-negative positions, in the order ``key`` gives them.
+
+    Examples
+    --------
+    >>> check_index(-1, 4).tolist(), check_index(slice(1, 3), 4).tolist()
+    ([3], [1, 2])
+    >>> check_index(np.array([True, False, True, False]), 4).tolist()
+    [0, 2]
+    """
+    if isinstance(key, slice):
+        return np.arange(n)[key]
+    if isinstance(key, (int, np.integer)):
+        if not -n <= key < n:
+            raise IndexError(f"{key} is out of range for {n} {what}")
+        return np.array([key % n])
+    key = np.asarray(key)
+    if key.dtype == bool:
+        if key.shape != (n,):
+            raise IndexError(f"boolean mask of shape {key.shape} for {n} {what}")
+        return np.flatnonzero(key)
+    if key.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.issubdtype(key.dtype, np.integer):
+        raise IndexError(f"indices into {what} must be integers, a slice or a boolean mask, "
+                         f"got {key.dtype}")
+    index = key.ravel().astype(np.int64)
+    if index.min() < -n or index.max() >= n:
+        raise IndexError(f"index out of range for {n} {what}")
+    return index % n
