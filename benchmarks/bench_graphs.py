@@ -187,7 +187,7 @@ def report_graphs_per_s(n: int) -> dict:
         reports = pd.read_csv(csv)["report"].fillna("").tolist()
         source = "IU reports (shared/data/iu_reports)"
     else:
-        reports = make_synthetic_cxr(n, image_size=32, random_state=0)["report"].tolist()
+        reports = make_synthetic_cxr(n, image_size=32, random_state=0)[0]["report"].tolist()
         source = "synthetic reports"
     reports = (reports * (n // max(len(reports), 1) + 1))[:n]
     studies = StudySet(reports=reports)

@@ -13,14 +13,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
-from .graph_list import GraphList
+from .graphs import GraphList, offsets
 from .studies import StudySet
 from .utils import resolve_device, seed_everything
 
 __all__ = ["GNNClassifier"]
 
 
-def _as_graphs(X: Any) -> list:
+def _as_graphs(X: Any) -> GraphList:
     """The graphs of ``X``: a StudySet's ``graphs`` (else ``visual_graphs``) or a list."""
     if isinstance(X, StudySet):
         graphs = X.graphs if X.graphs is not None else X.visual_graphs
@@ -29,85 +29,52 @@ def _as_graphs(X: Any) -> list:
                 "GNNClassifier needs a StudySet with graphs (GraphFuser) or visual_graphs "
                 "(PatchPruner); this one has neither"
             )
-        return graphs if isinstance(graphs, GraphList) else list(graphs)
-    if isinstance(X, GraphList):
-        return X
-    if isinstance(X, (list, tuple)):
-        return list(X)
+        return graphs
+    if isinstance(X, (GraphList, list, tuple)):
+        return GraphList.from_data(X)
     raise TypeError(
         f"X must be a StudySet or a list of torch_geometric Data, got {type(X).__name__}"
     )
 
 
+def _bad_features(graphs: GraphList, n_features: int | None) -> ValueError:
+    """The error that names the first graph without 2-D node features of the right width."""
+    for i, graph in enumerate(graphs):
+        x = getattr(graph, "x", None)
+        if x is None or x.dim() != 2:
+            return ValueError(f"graph {i} has no 2-D node features x")
+        n_features = int(x.shape[1]) if n_features is None else n_features
+        if x.shape[1] != n_features:
+            return ValueError(f"graph {i} has {x.shape[1]} node features; expected "
+                              f"{n_features} (as graph 0 / the training graphs)")
+    return ValueError("graphs have no 2-D node features x")
+
+
 class _Packed:
     """All graphs in flat arrays, with fast vectorised mini-batching (no per-graph collate)."""
 
-    def __init__(self, graphs: list, n_features: int | None = None) -> None:
-        if isinstance(graphs, GraphList):
-            self._from_graph_list(graphs, n_features)
-        else:
-            self._from_data(graphs, n_features)
+    def __init__(self, graphs: GraphList, n_features: int | None = None) -> None:
+        self.n_graphs = len(graphs)
+        x, self.node_ptr = graphs.flat("x") if "x" in graphs.keys else (None, None)
+        if self.n_graphs == 0:
+            x, self.node_ptr = np.zeros((0, n_features or 0), np.float32), np.zeros(1, np.int64)
+        if self.node_ptr is None or np.ndim(x) != 2 or (
+                n_features is not None and x.shape[1] != n_features):
+            raise _bad_features(graphs, n_features)
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            i = int(np.searchsorted(self.node_ptr, np.flatnonzero(~finite)[0], side="right")) - 1
+            raise ValueError(f"graph of the study at row {i} has non-finite node features")
+        self.n_features = int(x.shape[1])
+        self.x = np.asarray(x).astype(np.float32, copy=False)
+        self.n_nodes = np.diff(self.node_ptr)
+        self.edges, self.edge_ptr = _packed_edges(graphs)
+        self.n_edges = np.diff(self.edge_ptr)
         owner = np.repeat(np.arange(self.n_graphs), self.n_edges)
         bad = (self.edges < 0).any(axis=0) | (self.edges >= self.n_nodes[owner]).any(axis=0)
         if bad.any():
             i = int(owner[np.flatnonzero(bad)[0]])
             raise ValueError(f"graph {i}: edge_index refers to nodes outside its x")
-
-    def _from_graph_list(self, graphs: GraphList, n_features: int | None) -> None:
-        x, self.node_ptr = graphs.flat("x")
-        x = np.asarray(x)
-        if x.ndim != 2:
-            raise ValueError("graphs have no 2-D node features x")
-        if n_features is not None and x.shape[1] != n_features:
-            raise ValueError(f"graphs have {x.shape[1]} node features; expected {n_features} "
-                             f"(as the training graphs)")
-        finite = np.isfinite(x).all(axis=1)
-        if not finite.all():
-            i = int(np.searchsorted(self.node_ptr, np.flatnonzero(~finite)[0], side="right")) - 1
-            raise ValueError(f"graph of the study at row {i} has non-finite node features")
-        self.n_graphs = len(graphs)
-        self.n_features = int(x.shape[1])
-        self.x = x.astype(np.float32, copy=False)
-        self.n_nodes = np.diff(self.node_ptr)
-        if "edge_index" in graphs.keys:
-            self.edges, self.edge_ptr = graphs.packed_edges()
-        else:
-            self.edges, self.edge_ptr = (np.zeros((2, 0), np.int64),
-                                         np.zeros(self.n_graphs + 1, np.int64))
-        self.n_edges = np.diff(self.edge_ptr)
-
-    def _from_data(self, graphs: list, n_features: int | None) -> None:
-        import torch
-
-        xs, edges = [], []
-        for i, graph in enumerate(graphs):
-            x = getattr(graph, "x", None)
-            if x is None or x.dim() != 2:
-                raise ValueError(f"graph {i} has no 2-D node features x")
-            if n_features is None:
-                n_features = int(x.shape[1])
-            if not bool(torch.isfinite(x).all()):
-                raise ValueError(f"graph of the study at row {i} has non-finite node features")
-            if x.shape[1] != n_features:
-                raise ValueError(
-                    f"graph {i} has {x.shape[1]} node features; expected {n_features} "
-                    f"(as graph 0 / the training graphs)"
-                )
-            edge_index = getattr(graph, "edge_index", None)
-            if edge_index is None:
-                edge_index = torch.zeros((2, 0), dtype=torch.long)
-            xs.append(x)
-            edges.append(edge_index)
-        self.n_graphs = len(xs)
-        self.n_features = int(n_features or 0)
-        self.n_nodes = np.array([x.shape[0] for x in xs], dtype=np.int64)
-        self.n_edges = np.array([e.shape[1] for e in edges], dtype=np.int64)
-        self.node_ptr = np.concatenate([[0], np.cumsum(self.n_nodes)]).astype(np.int64)
-        self.edge_ptr = np.concatenate([[0], np.cumsum(self.n_edges)]).astype(np.int64)
-        self.x = (torch.cat(xs).detach().cpu().numpy().astype(np.float32)
-                  if xs else np.zeros((0, self.n_features), np.float32))
-        self.edges = (torch.cat(edges, dim=1).detach().cpu().numpy().astype(np.int64)
-                      if edges else np.zeros((2, 0), np.int64))
 
     def to(self, device: Any, mean: np.ndarray | None, scale: np.ndarray | None) -> None:
         import torch
@@ -141,6 +108,19 @@ class _Packed:
                       + torch.as_tensor(shift, device=dev))
         batch = torch.as_tensor(np.repeat(np.arange(ids.size), counts), device=dev)
         return x, edge_index, batch, int(ids.size)
+
+
+def _packed_edges(graphs: GraphList) -> tuple[np.ndarray, np.ndarray]:
+    """``[2, E]`` edges of all graphs and their offsets; a graph without edges has none."""
+    if "edge_index" not in graphs.keys:
+        return np.zeros((2, 0), np.int64), np.zeros(len(graphs) + 1, np.int64)
+    values, ptr = graphs.flat("edge_index")
+    if ptr is not None:
+        return graphs.packed_edges()
+    edges = [np.zeros((2, 0), np.int64) if e is None
+             else np.asarray(e.detach().cpu() if hasattr(e, "detach") else e,
+                             dtype=np.int64).reshape(2, -1) for e in values]
+    return np.concatenate(edges, axis=1), offsets([e.shape[1] for e in edges])
 
 
 class GNNClassifier(ClassifierMixin, BaseEstimator):

@@ -12,8 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .graph_list import GraphList
-from .graphs import _batch_subgraph_edges, edge_blocks, grid_edges, top_k_mask
+from .graphs import GraphList, batch_subgraph_edges, edge_blocks, grid_edges, offsets, top_k_mask
 from .studies import StudySet
 
 __all__ = ["PatchPruner"]
@@ -255,7 +254,7 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             ``edge_index`` int64 ``[2, E]`` both directions, ``pos`` float32 ``[k, 2]``
             (row, col), ``patch_id`` int64 ``[k]`` (the patch of each node; not named
             ``*_index``, which PyG would shift when batching), ``attention`` float32 ``[k]``; nodes
-            in increasing patch index), as a :class:`~neural_sk.graph_list.GraphList`.
+            in increasing patch index), as a :class:`~neural_sk.graphs.GraphList`.
         """
         check_is_fitted(self, "grid_shape_")
         studies = _check_studies(X)
@@ -274,8 +273,7 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
         # All kept patches of all studies at once, study after study, by patch index.
         rows, cols = np.divmod(np.flatnonzero(keep), keep.shape[1])
-        node_offsets = np.zeros(len(studies) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=len(studies)), out=node_offsets[1:])
+        node_offsets = offsets(np.bincount(rows, minlength=len(studies)))
         att_all = attention[rows, cols].astype(np.float32, copy=False)
         x_all = self._node_features(studies, rows, cols, att_all)
         # Only kept patches become nodes: checking those is enough, and far cheaper than
@@ -291,9 +289,8 @@ class PatchPruner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         pos_all = np.empty((rows.size, 2), dtype=np.float32)
         pos_all[:, 0] = cols // w
         pos_all[:, 1] = cols % w
-        pairs, edge_offsets = _batch_subgraph_edges(
-            grid_edges(self.grid_shape_, self.connectivity), keep, rows, cols
-        )
+        pairs, edge_offsets = batch_subgraph_edges(
+            grid_edges(self.grid_shape_, self.connectivity), keep)
         flat = edge_blocks(pairs, edge_offsets)
 
         graphs = GraphList({

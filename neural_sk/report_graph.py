@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .graphs import GraphList, layout_edges, offsets
 from .studies import StudySet
 from .text.entities import ANATOMY, OBSERVATIONS, STATUSES, Entity, extract_entities
 from .utils.validation import check_reports
@@ -144,16 +145,15 @@ class ReportGraphBuilder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         studies = _as_studies(X)
         reports = check_reports(studies.reports, allow_empty=True, index=studies.ids.tolist())
         entities = extract_entities(reports, sections=self.section, batch_size=self.batch_size)
-        graphs = [self._graph(mentions) for mentions in entities]
+        graphs = _graph_list([self._graph(mentions) for mentions in entities],
+                             self.n_features_out_)
         if isinstance(X, StudySet):
             return studies.replace(report_graphs=graphs)
         return studies.replace(reports=reports, report_graphs=graphs)
 
     # ----------------------------------------------------------------------------------
-    def _graph(self, mentions: list[Entity]) -> Any:
-        import torch
-        from torch_geometric.data import Data
-
+    def _graph(self, mentions: list[Entity]) -> dict:
+        """One report's graph as arrays (``src``/``dst``: each edge once per direction)."""
         column = {name: j for j, name in enumerate(self.vocabulary_)}
         keys: dict[tuple[str, str | None], int] = {}
         names, status, kind, spans = [], [], [], []
@@ -200,22 +200,34 @@ class ReportGraphBuilder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
                 x[i, n_concepts + s] = 1.0
             x[i, n_concepts + len(STATUSES) + k] = 1.0
         pairs = sorted(edges)
-        if pairs:
-            src = [a for a, b in pairs] + [b for a, b in pairs]
-            dst = [b for a, b in pairs] + [a for a, b in pairs]
-            types = [edges[p] for p in pairs] * 2
-        else:
-            src, dst, types = [], [], []
-        return Data(
-            x=torch.from_numpy(x),
-            edge_index=torch.tensor([src, dst], dtype=torch.long).reshape(2, -1),
-            edge_type=torch.tensor(types, dtype=torch.long),
-            node_names=names,
-            node_status=torch.tensor(status, dtype=torch.long),
-            node_kind=torch.tensor(kind, dtype=torch.long),
-            spans=torch.tensor(spans, dtype=torch.long).reshape(-1, 2),
-            num_nodes=m,
-        )
+        first = np.array([a for a, _ in pairs], dtype=np.int64)
+        second = np.array([b for _, b in pairs], dtype=np.int64)
+        types = np.array([edges[p] for p in pairs], dtype=np.int64)
+        return {"x": x, "src": np.concatenate([first, second]),
+                "dst": np.concatenate([second, first]), "edge_type": np.tile(types, 2),
+                "node_names": names, "node_status": np.array(status, dtype=np.int64),
+                "node_kind": np.array(kind, dtype=np.int64),
+                "spans": np.array(spans, dtype=np.int64).reshape(-1, 2)}
+
+
+def _graph_list(parts: list[dict], width: int) -> GraphList:
+    """The report graphs of all studies as one GraphList."""
+    def cat(key: str, empty: np.ndarray) -> np.ndarray:
+        return np.concatenate([p[key] for p in parts]) if parts else empty
+
+    node_ptr = offsets([p["x"].shape[0] for p in parts])
+    edge_counts = np.array([p["src"].size for p in parts], dtype=np.int64)
+    none = np.zeros(0, np.int64)
+    flat, edge_ptr = layout_edges((cat("src", none), cat("dst", none), edge_counts))
+    return GraphList({
+        "x": ("rows", cat("x", np.zeros((0, width), np.float32)), node_ptr),
+        "edge_index": ("edges", flat, edge_ptr),
+        "edge_type": ("rows", cat("edge_type", none), edge_ptr),
+        "node_names": ("objects", [p["node_names"] for p in parts], None),
+        "node_status": ("rows", cat("node_status", none), node_ptr),
+        "node_kind": ("rows", cat("node_kind", none), node_ptr),
+        "spans": ("rows", cat("spans", np.zeros((0, 2), np.int64)), node_ptr),
+    })
 
 
 def _as_studies(X: Any) -> StudySet:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph_list import GraphList, concat_graph_lists
+from .graphs import GraphList, concat_graph_lists
 from .utils.validation import check_index
 
 __all__ = ["StudySet"]
@@ -27,16 +27,7 @@ PER_STUDY_FIELDS = (
     "graphs",
     "errors",
 )
-
-
-def _graph_nbytes(graph: Any) -> int:
-    total = 0
-    for _, value in graph:
-        if hasattr(value, "element_size") and hasattr(value, "numel"):
-            total += value.element_size() * value.numel()
-        elif isinstance(value, np.ndarray):
-            total += value.nbytes
-    return total
+_GRAPH_FIELDS = ("visual_graphs", "report_graphs", "graphs")
 
 
 def _field_nbytes(value: Any) -> int:
@@ -52,8 +43,6 @@ def _field_nbytes(value: Any) -> int:
         return value.nbytes
     if isinstance(value, (list, tuple)):
         return sum(_field_nbytes(v) for v in value)
-    if hasattr(value, "edge_index") or hasattr(value, "x"):
-        return _graph_nbytes(value)
     return 0
 
 
@@ -81,10 +70,11 @@ class StudySet:
         Character offsets ``[start, end)`` of each token in ``reports[i]``.
     keep_mask : ndarray of shape (n, P), bool, default=None
         Patches kept by the pruner.
-    visual_graphs, report_graphs, graphs : list of torch_geometric.data.Data, default=None
-        Per-study graphs: kept patches, report findings, and the fused graph. The pipeline's
-        own steps give a :class:`~neural_sk.graph_list.GraphList`: the same sequence of
-        ``Data``, held in flat arrays.
+    visual_graphs, report_graphs, graphs : GraphList or list of Data, default=None
+        Per-study graphs: kept patches, report findings, and the fused graph, held as a
+        :class:`~neural_sk.graphs.GraphList` (a read-only sequence of
+        ``torch_geometric.data.Data`` in flat arrays); a list of ``Data`` is converted
+        with :meth:`GraphList.from_data <neural_sk.graphs.GraphList.from_data>`.
     errors : list of (str or None), default=None
         Why a study could not be processed (``None`` where it was), for steps that
         offer ``on_error="skip"``.
@@ -135,11 +125,14 @@ class StudySet:
         if ids.ndim != 1:
             raise ValueError(f"ids must be 1-D, got shape {ids.shape}")
         object.__setattr__(self, "ids", ids)
-        for name in ("reports", "token_attention", "token_offsets", "visual_graphs",
-                     "report_graphs", "graphs", "errors"):
+        for name in ("reports", "token_attention", "token_offsets", "errors"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, (list, GraphList)):
+            if value is not None and not isinstance(value, list):
                 object.__setattr__(self, name, list(value))
+        for name in _GRAPH_FIELDS:  # user lists of Data enter here, once
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, GraphList):
+                object.__setattr__(self, name, GraphList.from_data(value))
         if self.attention is not None:
             att = np.asarray(self.attention)
             if att.ndim != 2:
@@ -278,7 +271,7 @@ def concat_study_sets(parts: Sequence[StudySet]) -> StudySet:
             raise ValueError(f"field {name!r} is filled in some parts and not others")
         if isinstance(values[0], np.ndarray):
             fields[name] = np.concatenate(values)
-        elif all(isinstance(v, GraphList) and v.keys == values[0].keys for v in values):
+        elif name in _GRAPH_FIELDS:
             fields[name] = concat_graph_lists(values)
         else:
             fields[name] = [item for v in values for item in v]

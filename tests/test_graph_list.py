@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from neural_sk import GNNClassifier, GraphFuser, PatchPruner, StudySet
-from neural_sk.graph_list import GraphList
+from neural_sk import GNNClassifier, GraphFuser, PatchPruner, ReportGraphBuilder, StudySet
+from neural_sk.graphs import GraphList, concat_graph_lists
 from neural_sk.studies import concat_study_sets
 
 N, GRID, D = 12, (5, 6), 7
@@ -53,9 +53,37 @@ def test_pipeline_steps_return_graph_lists(fused):
     assert g.x.shape == (g.num_nodes, fused.graphs.flat("x")[0].shape[1])
 
 
+def test_every_graph_making_step_returns_a_graph_list(fused):
+    reports = ReportGraphBuilder().fit_transform(["Right lower lobe consolidation.", ""])
+    assert isinstance(reports.report_graphs, GraphList)
+    assert [g.num_nodes for g in reports.report_graphs] == [2, 0]
+    assert isinstance(fused.visual_graphs, GraphList)  # PatchPruner
+    assert isinstance(fused.graphs, GraphList)  # GraphFuser
+    # A user's list of Data is converted once, when it enters a StudySet.
+    assert isinstance(StudySet(report_graphs=list(reports.report_graphs)).report_graphs,
+                      GraphList)
+
+
+def test_from_data_keeps_every_graph_as_it_was():
+    a = Data(x=torch.rand(3, 2), edge_index=torch.tensor([[0, 1], [1, 2]]), name="a",
+             y=torch.tensor([1]))
+    b = Data(x=torch.rand(2, 4), edge_index=torch.zeros(2, 0, dtype=torch.long), name="b",
+             note=torch.tensor([5.0]))
+    graphs = GraphList.from_data([a, b])
+    assert GraphList.from_data(graphs) is graphs
+    # x differs in width and note/y exist in one graph only: they stay per graph.
+    assert graphs.flat("x")[1] is None and graphs.flat("edge_index")[1] is not None
+    for original, back in zip([a, b], graphs):
+        _same(original, back)
+    same = GraphList.from_data([a, a.clone()])
+    assert same.flat("x")[0].shape == (6, 2)  # one array when the graphs agree
+    joined = concat_graph_lists([graphs, same])
+    assert [g.name for g in joined] == ["a", "b", "a", "a"]
+    _same(joined[1], b)
+
+
 def test_fusing_lists_of_data_gives_the_same_graphs(fused):
-    # The fuser reads a GraphList from its arrays and a list of Data through the objects:
-    # both must give the same graphs.
+    # A list of Data enters through GraphList.from_data: the fused graphs are the same.
     as_lists = fused.replace(visual_graphs=list(fused.visual_graphs), graphs=None)
     again = GraphFuser().fit_transform(as_lists)
     for a, b in zip(fused.graphs, again.graphs):

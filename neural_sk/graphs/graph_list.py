@@ -1,4 +1,10 @@
-"""GraphList: the graphs of many studies in flat arrays, one ``Data`` made per access."""
+"""GraphList: the graphs of many studies in flat arrays, one ``Data`` made per access.
+
+This module is the one owner of the edge layout: graph ``i``'s ``[2, E_i]`` edge index is
+one contiguous block of a flat int64 array, its sources then its targets
+(:func:`layout_edges` writes it, :meth:`GraphList.packed_edges` reads it), and of the
+conversion from a user's list of ``Data`` (:meth:`GraphList.from_data`).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,77 @@ from typing import Any
 
 import numpy as np
 
-from .graphs import data_factory
-from .utils.validation import check_index
+from ..utils.validation import check_index
+from .data import attribute_dicts, data_factory
+from .grid import offsets
 
-__all__ = ["GraphList", "concat_graph_lists"]
+__all__ = ["GraphList", "concat_graph_lists", "layout_edges", "edge_blocks"]
 
 _ROWS, _EDGES, _OBJECTS = "rows", "edges", "objects"
 
 
-def _offsets(counts: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
+def layout_edges(*groups: tuple[Any, Any, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Lay out groups of per-graph edges as a GraphList ``"edges"`` attribute.
+
+    Each group is ``(src, dst, counts)``: the edges of all graphs, graph after graph, graph
+    ``i`` owning ``counts[i]`` consecutive ones. Within each graph the groups follow each
+    other in the order given (for example visual edges, then report edges, then links).
+
+    Parameters
+    ----------
+    *groups : tuple of (ndarray (E_g,), ndarray (E_g,), ndarray (n,))
+
+    Returns
+    -------
+    flat : ndarray of shape (2 * E,), int64
+        Graph ``i``'s edge index is ``flat[2 * ptr[i]:2 * ptr[i + 1]].reshape(2, -1)``.
+    ptr : ndarray of shape (n + 1,), int64
+        Edge offsets of the graphs.
+
+    Examples
+    --------
+    >>> flat, ptr = layout_edges((np.array([0, 1, 0]), np.array([1, 0, 2]), np.array([2, 1])),
+    ...                          (np.array([5]), np.array([6]), np.array([0, 1])))
+    >>> flat[2 * ptr[1]:2 * ptr[2]].reshape(2, -1).tolist()
+    [[0, 5], [2, 6]]
+    """
+    counts = [np.asarray(c, dtype=np.int64) for _, _, c in groups]
+    total = np.sum(counts, axis=0)
+    ptr = offsets(total)
+    flat = np.empty(2 * int(ptr[-1]), dtype=np.int64)
+    start = 2 * ptr[:-1]
+    for (src, dst, _), count in zip(groups, counts):
+        if len(src):
+            # Edge j of graph i goes to its block's source row; its target E_i further on.
+            at = np.arange(len(src)) + np.repeat(start - offsets(count)[:-1], count)
+            flat[at] = src
+            flat[at + np.repeat(total, count)] = dst
+        start = start + count
+    return flat, ptr
+
+
+def edge_blocks(pairs: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """Lay out grouped ``[E, 2]`` edges so each group is its own contiguous ``[2, E_i]`` block.
+
+    Group ``i`` (rows ``ptr[i]:ptr[i + 1]`` of ``pairs``) becomes
+    ``flat[2 * ptr[i]:2 * ptr[i + 1]].reshape(2, -1)``: a view of its block alone,
+    so a tensor made from it holds (and pickles) only that group's edges. The one-group
+    case of :func:`layout_edges`.
+
+    Examples
+    --------
+    >>> flat = edge_blocks(np.array([[0, 1], [1, 0], [0, 2]]), np.array([0, 2, 3]))
+    >>> flat[0:4].reshape(2, -1).tolist(), flat[4:6].reshape(2, -1).tolist()
+    ([[0, 1], [1, 0]], [[0], [2]])
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return layout_edges((pairs[:, 0], pairs[:, 1], np.diff(ptr)))[0]
 
 
 def _gather(ptr: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the segments ``index`` (in that order) and their new offsets."""
     counts = ptr[index + 1] - ptr[index]
-    new_ptr = _offsets(counts)
+    new_ptr = offsets(counts)
     positions = np.arange(int(new_ptr[-1])) + np.repeat(ptr[index] - new_ptr[:-1], counts)
     return positions, new_ptr
 
@@ -87,6 +146,40 @@ class GraphList(Sequence):
         self._attributes = checked
         self._n = lengths.pop() if lengths else 0
 
+    @classmethod
+    def from_data(cls, graphs: Iterable[Any]) -> GraphList:
+        """The graphs of a sequence of ``torch_geometric.data.Data`` as a GraphList.
+
+        The one adapter from user lists of ``Data``: a GraphList is returned as it is.
+        ``edge_index`` (when every graph has an integer ``[2, E_i]`` one) becomes an
+        ``"edges"`` attribute; a tensor attribute that every graph has, with the same dtype
+        and trailing shape, becomes ``"rows"``; anything else (names, ints, a tensor some
+        graphs lack or whose width differs) is kept per graph as ``"objects"``, so no
+        graph is changed and the steps that read the graphs name the one that does not fit.
+
+        Parameters
+        ----------
+        graphs : iterable of torch_geometric.data.Data or GraphList
+
+        Returns
+        -------
+        GraphList
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch_geometric.data import Data
+        >>> g = Data(x=torch.ones(2, 3), edge_index=torch.tensor([[0, 1], [1, 0]]), name="a")
+        >>> graphs = GraphList.from_data([g, g])
+        >>> graphs.keys, graphs.node_counts.tolist(), graphs[1].name
+        (['x', 'edge_index', 'name'], [2, 2], 'a')
+        """
+        if isinstance(graphs, GraphList):
+            return graphs
+        dicts = attribute_dicts(list(graphs))
+        keys = list(dict.fromkeys(key for d in dicts for key in d))
+        return cls({key: _column(key, [d.get(key) for d in dicts]) for key in keys})
+
     # -- the flat view -------------------------------------------------------------------
     @property
     def keys(self) -> list[str]:
@@ -122,6 +215,8 @@ class GraphList(Sequence):
     @property
     def node_counts(self) -> np.ndarray:
         """Number of nodes of each graph (the rows of ``x``)."""
+        if self._n == 0:
+            return np.zeros(0, dtype=np.int64)
         return np.diff(self.flat("x")[1])
 
     # -- the list view -------------------------------------------------------------------
@@ -186,9 +281,13 @@ class GraphList(Sequence):
     def __iter__(self) -> Iterator[Any]:
         return self._graphs(range(self._n))
 
+    def _layout(self) -> list[tuple]:
+        """What must agree for two GraphLists to be joined array by array."""
+        return [(name, kind) if kind == _OBJECTS else (name, kind, values.dtype, values.shape[1:])
+                for name, (kind, values, _) in self._attributes.items()]
+
     def __add__(self, other: Any) -> Any:
-        if isinstance(other, GraphList) and other.keys == self.keys and all(
-                self._attributes[k][0] == other._attributes[k][0] for k in self.keys):
+        if isinstance(other, GraphList):
             return concat_graph_lists([self, other])
         return list(self) + list(other)
 
@@ -204,9 +303,41 @@ class GraphList(Sequence):
         return f"GraphList(n={self._n}, keys={self.keys})"
 
 
+def _column(key: str, values: list) -> tuple[str, Any, Any]:
+    """One attribute of every graph as ``(kind, values, ptr)`` (see :meth:`GraphList.from_data`)."""
+    import torch
+
+    tensors = all(isinstance(v, torch.Tensor) and v.dim() >= 1 for v in values)
+    if tensors and values:
+        first = values[0]
+        try:
+            arrays = [v.detach().cpu().numpy() for v in values]
+        except TypeError:  # a dtype NumPy lacks (bfloat16): keep the tensors
+            return _OBJECTS, values, None
+        if key == "edge_index" and all(a.ndim == 2 and a.shape[0] == 2 for a in arrays) \
+                and not first.is_floating_point() and not first.is_complex():
+            # A row-major [2, E_i] array read flat is already sources then targets.
+            flat = np.concatenate([a.reshape(-1) for a in arrays]).astype(np.int64, copy=False)
+            return _EDGES, flat, offsets([a.shape[1] for a in arrays])
+        if all(v.dtype == first.dtype and v.shape[1:] == first.shape[1:] for v in values):
+            return _ROWS, np.concatenate(arrays), offsets([a.shape[0] for a in arrays])
+    return _OBJECTS, values, None
+
+
 def concat_graph_lists(parts: Sequence[GraphList]) -> GraphList:
-    """Join GraphLists with the same attributes, in order."""
+    """Join GraphLists in order (graphs of different attributes through their ``Data``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch_geometric.data import Data
+    >>> g = GraphList.from_data([Data(x=torch.ones(2, 1), edge_index=torch.zeros(2, 0).long())])
+    >>> len(concat_graph_lists([g, g, g]))
+    3
+    """
     first = parts[0]
+    if any(p._layout() != first._layout() for p in parts[1:]):
+        return GraphList.from_data([g for p in parts for g in p])
     out = {}
     for name in first.keys:
         kind = first._attributes[name][0]
@@ -216,6 +347,6 @@ def concat_graph_lists(parts: Sequence[GraphList]) -> GraphList:
             continue
         values = np.concatenate([values for _, values, _ in chunks])
         counts = np.concatenate([np.diff(ptr) for _, _, ptr in chunks])
-        out[name] = (kind, values, _offsets(counts))
+        out[name] = (kind, values, offsets(counts))
     return GraphList(out)
 

@@ -1,264 +1,25 @@
-"""Small, pure, vectorised graph helpers used by the pruner and the fuser.
+"""Betweenness centrality of many small graphs at once, and each graph's most central node.
 
-Everything here works on NumPy arrays (``edge_index`` of shape ``[2, E]``, int64) so that
-tests can call it directly and the estimators stay thin. None of it loops over patches or
-edges in Python: grid edges are built once per grid shape, kept edges are selected with
-boolean masks, and betweenness centrality runs Brandes' algorithm for many small graphs
-at once as batched matrix products, once per distinct graph.
+Brandes' algorithm runs for many small graphs at once as batched matrix products, once per
+distinct graph; graphs too large for the dense form go to networkx.
 """
 
 from __future__ import annotations
 
-import functools
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "grid_edges",
-    "subgraph_edges",
-    "batch_subgraph_edges",
-    "edge_blocks",
-    "top_k_mask",
-    "betweenness_centrality",
-    "betweenness_centrality_batch",
-    "central_nodes",
-    "central_nodes_packed",
-    "make_data",
-    "data_factory",
-    "attribute_dicts",
-]
+from .grid import offsets
+
+__all__ = ["betweenness_centrality", "betweenness_centrality_batch", "central_nodes",
+           "central_nodes_packed"]
 
 # Above this many nodes the dense all-sources Brandes costs more than networkx's sparse one.
 _DENSE_MAX_NODES = 128
 # Entries of one [B, m, m] block; bounds the memory of the batched centrality.
 _BLOCK_ENTRIES = 1 << 20
-
-
-@functools.lru_cache(maxsize=64)
-def _grid_edges_cached(h: int, w: int, connectivity: int) -> np.ndarray:
-    idx = np.arange(h * w, dtype=np.int64).reshape(h, w)
-    pairs = [(idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])]  # right, down
-    if connectivity == 8:
-        pairs += [(idx[:-1, :-1], idx[1:, 1:]), (idx[:-1, 1:], idx[1:, :-1])]  # diagonals
-    src = np.concatenate([a.ravel() for a, _ in pairs])
-    dst = np.concatenate([b.ravel() for _, b in pairs])
-    both_src = np.concatenate([src, dst])
-    both_dst = np.concatenate([dst, src])
-    # Sorted by (source, target): subgraphs keep this order, which makes results easy to
-    # compare and independent of how the pairs above were listed.
-    order = np.lexsort((both_dst, both_src))
-    edges = np.stack([both_src[order], both_dst[order]])
-    edges.setflags(write=False)  # cached and shared: nobody may modify it
-    return edges
-
-
-def grid_edges(grid_shape: Sequence[int], connectivity: int = 4) -> np.ndarray:
-    """Undirected edges of an ``h x w`` patch grid, both directions, built once per shape.
-
-    Patch ``p`` sits at row ``p // w`` and column ``p % w`` (row-major, as in
-    :class:`~neural_sk.StudySet`). The result is cached and read-only.
-
-    Parameters
-    ----------
-    grid_shape : tuple of int
-        ``(h, w)``.
-    connectivity : {4, 8}, default=4
-        4 links left/right/up/down neighbours (the paper); 8 adds the diagonals.
-
-    Returns
-    -------
-    edge_index : ndarray of shape (2, E), int64
-        Sorted by (source, target); every edge appears in both directions.
-
-    Examples
-    --------
-    >>> grid_edges((2, 2)).tolist()
-    [[0, 0, 1, 1, 2, 2, 3, 3], [1, 2, 0, 3, 0, 3, 1, 2]]
-    >>> grid_edges((2, 2), connectivity=8).shape
-    (2, 12)
-    """
-    h, w = (int(v) for v in grid_shape)
-    if h < 1 or w < 1:
-        raise ValueError(f"grid_shape must be two positive ints, got {tuple(grid_shape)}")
-    if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
-    return _grid_edges_cached(h, w, int(connectivity))
-
-
-def subgraph_edges(edge_index: np.ndarray, keep_mask: np.ndarray) -> np.ndarray:
-    """Edges among the kept nodes, relabelled to ``0..k-1`` in the order of the kept nodes.
-
-    Parameters
-    ----------
-    edge_index : ndarray of shape (2, E)
-        Edges of the full graph.
-    keep_mask : ndarray of shape (num_nodes,), bool
-        Nodes to keep; node ``j`` of the subgraph is ``np.flatnonzero(keep_mask)[j]``.
-
-    Returns
-    -------
-    ndarray of shape (2, E'), int64
-
-    Examples
-    --------
-    >>> edges = grid_edges((2, 2))
-    >>> subgraph_edges(edges, np.array([True, True, False, True])).tolist()
-    [[0, 1, 1, 2], [1, 0, 2, 1]]
-    """
-    keep_mask = np.asarray(keep_mask, dtype=bool)
-    edge_index = np.asarray(edge_index, dtype=np.int64)
-    both = keep_mask[edge_index[0]] & keep_mask[edge_index[1]]
-    relabel = np.cumsum(keep_mask) - 1
-    return relabel[edge_index[:, both]]
-
-
-def batch_subgraph_edges(
-    edge_index: np.ndarray, keep_mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`subgraph_edges` for many node masks over one graph, in one vectorised pass.
-
-    Parameters
-    ----------
-    edge_index : ndarray of shape (2, E)
-        Edges of the shared full graph (for example :func:`grid_edges`).
-    keep_mask : ndarray of shape (n, num_nodes), bool
-        One row of kept nodes per study.
-
-    Returns
-    -------
-    pairs : ndarray of shape (E_total, 2), int64
-        The relabelled edges of all studies, study after study (study ``i`` owns rows
-        ``offsets[i]:offsets[i + 1]``, already relabelled to its own kept nodes), each
-        study's edges sorted by (source, target).
-    offsets : ndarray of shape (n + 1,), int64
-        Row offsets of each study in ``pairs``.
-
-    Examples
-    --------
-    >>> mask = np.array([[True, True, False, False], [True, False, False, True]])
-    >>> pairs, offsets = batch_subgraph_edges(grid_edges((2, 2)), mask)
-    >>> pairs.tolist(), offsets.tolist()
-    ([[0, 1], [1, 0]], [0, 2, 2])
-    """
-    keep_mask = np.asarray(keep_mask, dtype=bool)
-    if keep_mask.ndim != 2:
-        raise ValueError(f"keep_mask must be 2-D (n, num_nodes), got shape {keep_mask.shape}")
-    study, node = np.nonzero(keep_mask)  # grouped by study, nodes ascending
-    return _batch_subgraph_edges(edge_index, keep_mask, study, node)
-
-
-def _batch_subgraph_edges(edge_index: np.ndarray, keep_mask: np.ndarray, study: np.ndarray,
-                          node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`batch_subgraph_edges` given ``np.nonzero(keep_mask)`` (callers often have it)."""
-    n, num_nodes = keep_mask.shape
-    src, dst = _sorted_by_source(np.asarray(edge_index, dtype=np.int64))
-    # Out-edges of the kept nodes only (CSR expansion): the work grows with the kept
-    # nodes and their degree, not with n times the full edge count.
-    ptr = np.searchsorted(src, np.arange(num_nodes + 1))
-    degree = ptr[node + 1] - ptr[node]
-    first = np.repeat(ptr[node] - np.cumsum(degree) + degree, degree)
-    edge = first + np.arange(first.size)
-    owner = np.repeat(study, degree)
-    row_start = owner * num_nodes
-    target = row_start + dst[edge]  # flat index into keep_mask
-    hit = keep_mask.reshape(-1)[target]
-    # New label of each kept node: its rank among its study's kept nodes. Only kept
-    # nodes are ever looked up, so the rest of the table stays unwritten.
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(study, minlength=n), out=offsets[1:])
-    rank = np.empty(n * num_nodes, dtype=np.int64)
-    rank[study * num_nodes + node] = np.arange(node.size) - offsets[study]
-    pairs = np.empty((int(np.count_nonzero(hit)), 2), dtype=np.int64)
-    pairs[:, 0] = rank[(row_start + src[edge])[hit]]
-    pairs[:, 1] = rank[target[hit]]
-    np.cumsum(np.bincount(owner[hit], minlength=n), out=offsets[1:])
-    return pairs, offsets
-
-
-def _sorted_by_source(edge_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    src, dst = edge_index
-    # grid_edges is already sorted: checking is linear, sorting is not.
-    if not np.all((src[1:] > src[:-1]) | ((src[1:] == src[:-1]) & (dst[1:] >= dst[:-1]))):
-        order = np.lexsort((dst, src))
-        src, dst = src[order], dst[order]
-    return src, dst
-
-
-def edge_blocks(pairs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Lay out grouped ``[E, 2]`` edges so each group is its own contiguous ``[2, E_i]`` block.
-
-    Group ``i`` (rows ``offsets[i]:offsets[i + 1]`` of ``pairs``) becomes
-    ``flat[2 * offsets[i]:2 * offsets[i + 1]].reshape(2, -1)``: a view of its block alone,
-    so a tensor made from it holds (and pickles) only that group's edges.
-
-    Examples
-    --------
-    >>> flat = edge_blocks(np.array([[0, 1], [1, 0], [0, 2]]), np.array([0, 2, 3]))
-    >>> flat[0:4].reshape(2, -1).tolist(), flat[4:6].reshape(2, -1).tolist()
-    ([[0, 1], [1, 0]], [[0], [2]])
-    """
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    counts = np.diff(offsets)
-    local = np.arange(pairs.shape[0]) - np.repeat(offsets[:-1], counts)
-    start = np.repeat(2 * offsets[:-1], counts) + local
-    flat = np.empty(2 * pairs.shape[0], dtype=np.int64)
-    flat[start] = pairs[:, 0]
-    flat[start + np.repeat(counts, counts)] = pairs[:, 1]
-    return flat
-
-
-def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """Mask of the ``k`` highest scores in each row; ties go to the lower index.
-
-    Uses a partial sort (``np.partition``), linear in the number of columns, then resolves
-    ties at the k-th value by position, so the result never depends on the sort order.
-
-    Parameters
-    ----------
-    scores : ndarray of shape (n, P)
-        Finite scores.
-    k : int
-        Entries to keep per row, clipped to ``[0, P]``.
-
-    Returns
-    -------
-    ndarray of shape (n, P), bool
-        Exactly ``min(k, P)`` True values per row.
-
-    Examples
-    --------
-    >>> top_k_mask(np.array([[0.1, 0.5, 0.5, 0.2]]), 2).astype(int).tolist()
-    [[0, 1, 1, 0]]
-    >>> top_k_mask(np.array([[0.5, 0.5, 0.5, 0.2]]), 2).astype(int).tolist()
-    [[1, 1, 0, 0]]
-    """
-    scores = np.asarray(scores)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be 2-D (n, P), got shape {scores.shape}")
-    n, p = scores.shape
-    k = int(min(max(k, 0), p))
-    if k == 0:
-        return np.zeros((n, p), dtype=bool)
-    if k == p:
-        return np.ones((n, p), dtype=bool)
-    kth = np.partition(scores, p - k, axis=1)[:, p - k, None]  # the k-th largest value
-    keep = scores >= kth
-    extra = keep.sum(axis=1) - k  # ties at the k-th value beyond the k wanted
-    tied = np.flatnonzero(extra)
-    if tied.size:  # only these rows need the running count of ties
-        rows = scores[tied]
-        greater = rows > kth[tied]
-        equal = rows == kth[tied]
-        missing = k - greater.sum(axis=1, keepdims=True)
-        keep[tied] = greater | (equal & (np.cumsum(equal, axis=1) <= missing))
-    return keep
-
-
-# --- betweenness centrality ---------------------------------------------------------------
 
 
 def _as_edge_array(edge_index: Any) -> np.ndarray:
@@ -439,8 +200,7 @@ def _raw_betweenness_blocks(edge_index: np.ndarray, edge_graph: np.ndarray,
     # All blocks' adjacency matrices in one buffer, filled by one scatter per direction:
     # edge (u, v) of graph g sits at base[g] + u * m + v, where graph g is row r of a
     # block of padded size m: base[g] = start of the block + r * m * m.
-    starts = np.zeros(len(pieces) + 1, dtype=np.int64)
-    np.cumsum([(hi - lo) * m * m for lo, hi, m in pieces], out=starts[1:])
+    starts = offsets([(hi - lo) * m * m for lo, hi, m in pieces])
     base = np.zeros(sizes.size, dtype=np.int64)
     width = np.zeros(sizes.size, dtype=np.int64)
     for j, (lo, hi, m) in enumerate(pieces):
@@ -575,8 +335,7 @@ def central_nodes_packed(
     [1, 1]
     """
     edge_index, edge_graph, sizes, counts = _check_packed(edge_index, edge_graph, num_nodes)
-    node_offsets = np.zeros(sizes.size + 1, dtype=np.int64)
-    np.cumsum(sizes, out=node_offsets[1:])
+    node_offsets = offsets(sizes)
     if weights is not None:
         weights = _to_numpy(weights)
         if weights.size != node_offsets[-1]:
@@ -651,157 +410,3 @@ def central_nodes(
         flat = np.concatenate(parts) if parts else np.zeros(0)
     edge_index, edge_graph = _pack(edge_indices)
     return central_nodes_packed(edge_index, edge_graph, num_nodes, weights=flat)
-
-
-# --- PyG Data construction ----------------------------------------------------------------
-
-
-_FAST = None  # (Data, GlobalStorage, template attributes) once the layout is verified
-# Data's own properties whose setters only store the value (``self._store.key = value``).
-_FORWARDING_PROPERTIES = frozenset({"x", "edge_index", "edge_attr", "y", "pos"})
-
-
-@functools.lru_cache(maxsize=256)
-def _plain_key(key: str) -> bool:
-    """True when ``Data.key = value`` only stores the value in the graph's store."""
-    from torch_geometric.data import Data
-
-    if key.startswith("_"):
-        return False
-    return key in _FORWARDING_PROPERTIES or getattr(getattr(Data, key, None), "fset",
-                                                     None) is None
-
-
-def _fast_layout() -> Any:
-    """Check once that this PyG version lays out ``Data`` as expected; else return False."""
-    global _FAST
-    if _FAST is None:
-        _FAST = False
-        try:
-            from torch_geometric.data import Data
-            from torch_geometric.data.storage import GlobalStorage
-
-            template = Data()
-            store = template.__dict__.get("_store")
-            if (set(template.__dict__) == {"_edge_attr_cls", "_tensor_attr_cls", "_store"}
-                    and type(store) is GlobalStorage
-                    and set(store.__dict__) == {"_mapping", "_parent"}
-                    and type(store._mapping) is dict and not store._mapping):
-                extra = {k: v for k, v in template.__dict__.items() if k != "_store"}
-                _FAST = (Data, GlobalStorage, extra)
-        except Exception:  # pragma: no cover - any surprise: use the public constructor
-            _FAST = False
-    return _FAST
-
-
-def data_factory(keys: Sequence[str]) -> Callable[[dict], Any]:
-    """A function that builds ``Data(**mapping)`` for attribute dicts with the given keys.
-
-    For building thousands of graphs in a row: the keys are checked once here, not once
-    per graph. The returned function takes over ``mapping`` (pass a fresh dict with
-    exactly these keys and no None values; it becomes the graph's attribute store) and
-    returns the same graph as ``Data(**mapping)``, in about a tenth of the time (see
-    :func:`make_data`).
-
-    Parameters
-    ----------
-    keys : sequence of str
-        The attribute names every ``mapping`` will have.
-
-    Returns
-    -------
-    callable
-        ``build(mapping: dict) -> torch_geometric.data.Data``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> build = data_factory(["x", "edge_index"])
-    >>> g = build({"x": torch.zeros(3, 2), "edge_index": torch.tensor([[0, 1], [1, 2]])})
-    >>> g.num_nodes, g.num_edges
-    (3, 2)
-    """
-    return _data_factory(tuple(keys))
-
-
-@functools.lru_cache(maxsize=64)
-def _data_factory(keys: tuple[str, ...]) -> Callable[[dict], Any]:
-    fast = _fast_layout()
-    if not fast or not all(map(_plain_key, keys)):  # pragma: no cover
-        from torch_geometric.data import Data
-
-        return lambda mapping: Data(**mapping)
-    data_cls, storage_cls, extra = fast
-    new_data, new_store, ref = data_cls.__new__, storage_cls.__new__, weakref.ref
-
-    def build(mapping: dict) -> Any:
-        data = new_data(data_cls)
-        slots = data.__dict__
-        slots.update(extra)
-        store = new_store(storage_cls)
-        store_slots = store.__dict__
-        store_slots["_mapping"] = mapping
-        store_slots["_parent"] = ref(data)
-        slots["_store"] = store
-        return data
-
-    return build
-
-
-def make_data(**attributes: Any) -> Any:
-    """Build a ``torch_geometric.data.Data`` from the non-None attributes, cheaply.
-
-    ``Data(**attributes)`` spends several microseconds in store set-up and ``__setattr__``
-    hooks, which dominates when building thousands of tiny graphs. When this PyG version
-    has the usual layout (checked once), the graph's store is filled directly instead; the
-    resulting object is the same as ``Data(**attributes)`` (a test checks it), else the
-    public constructor is used. :func:`data_factory` does the same for many graphs with
-    the same keys.
-
-    Examples
-    --------
-    >>> import torch
-    >>> g = make_data(x=torch.zeros(3, 2), edge_index=torch.zeros(2, 0, dtype=torch.long))
-    >>> g.num_nodes, g.num_edges
-    (3, 0)
-    """
-    attributes = {k: v for k, v in attributes.items() if v is not None}
-    return data_factory(tuple(attributes))(attributes)
-
-
-def attribute_dicts(graphs: Sequence[Any]) -> list[dict]:
-    """The attributes of each graph as a dict (key -> value), for reading only.
-
-    ``Data.to_dict()`` copies the graph's store and attribute access goes through PyG's
-    ``__getattr__``; with thousands of tiny graphs both add up. For plain ``Data``
-    objects with the usual layout this returns their stores' own dicts (do not modify
-    them); for anything else, ``to_dict()``.
-
-    Parameters
-    ----------
-    graphs : sequence of torch_geometric.data.Data
-
-    Returns
-    -------
-    list of dict
-
-    Examples
-    --------
-    >>> import torch
-    >>> g = make_data(x=torch.zeros(2, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
-    >>> sorted(attribute_dicts([g])[0])
-    ['edge_index', 'x']
-    """
-    fast = _fast_layout()
-    if not fast:  # pragma: no cover
-        return [g.to_dict() for g in graphs]
-    data_cls, storage_cls, _ = fast
-    out = []
-    append = out.append
-    for g in graphs:
-        store = g.__dict__.get("_store") if type(g) is data_cls else None
-        if type(store) is storage_cls:
-            append(store.__dict__["_mapping"])
-        else:
-            append(g.to_dict())
-    return out
