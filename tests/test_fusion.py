@@ -163,3 +163,14 @@ def test_fit_transform_equals_fit_then_transform(studies):
     b = GraphFuser().fit(studies).transform(studies).graphs
     for ga, gb in zip(a, b):
         assert torch.equal(ga.x, gb.x) and torch.equal(ga.edge_index, gb.edge_index)
+
+
+def test_fuse_graphs_rebuilds_the_fusers_graphs_without_the_estimator(studies):
+    from neural_sk.graphs import fuse_graphs
+
+    fitted = GraphFuser().fit_transform(studies).graphs
+    rebuilt = fuse_graphs(studies.visual_graphs, studies.report_graphs)
+    assert rebuilt.keys == fitted.keys
+    for a, b in zip(rebuilt, fitted):
+        assert torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index)
+        assert a.node_names == b.node_names
