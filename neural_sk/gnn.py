@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from numbers import Integral, Real
 from typing import Any
@@ -11,11 +12,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .graphs import GraphList, offsets
 from .studies import StudySet
-from .utils import resolve_device, seed_everything
+from .utils import resolve_device
+from .utils.validation import check_seed
 
 __all__ = ["GNNClassifier"]
 
@@ -110,6 +112,41 @@ class _Packed:
         return x, edge_index, batch, int(ids.size)
 
 
+def _node_statistics(packed: _Packed, ids: np.ndarray, weight: np.ndarray
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Weighted mean and standard deviation of the nodes of graphs ``ids`` (each node
+    weighs as its graph); None when they have no nodes."""
+    nodes = packed.node_index(ids)
+    node_weight = np.repeat(weight, packed.n_nodes[ids])
+    if not nodes.size or node_weight.sum() <= 0:
+        return None, None
+    x = packed.x[nodes].astype(np.float64)
+    mean = np.average(x, axis=0, weights=node_weight)
+    scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=node_weight))
+    return (mean.astype(np.float32),
+            np.where(scale > 1e-12, scale, 1.0).astype(np.float32))
+
+
+@contextlib.contextmanager
+def _torch_seeded(seed: int, device: Any) -> Any:
+    """Run torch's default generators from ``seed`` inside, and give them back after.
+
+    Layers draw their initial weights and dropout masks from torch's global generators,
+    which belong to the user: they are forked here, so fit leaves them as it found them.
+    """
+    import torch
+
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        for index in devices:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
 def _packed_edges(graphs: GraphList) -> tuple[np.ndarray, np.ndarray]:
     """``[2, E]`` edges of all graphs and their offsets; a graph without edges has none."""
     if "edge_index" not in graphs.keys:
@@ -162,9 +199,11 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         Standardise node features with training-node statistics.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, shuffling, dropout and the validation split: the same seed gives the
-        same predictions on CPU.
+        same predictions on CPU. Local generators only: fitting leaves the global
+        ``random``, NumPy and torch generators as they were.
     device : str, default="auto"
-        ``"auto"`` uses CUDA when present; the fitted estimator pickles to CPU.
+        ``"auto"`` uses CUDA when present; the fitted estimator pickles to CPU, and
+        predicts on the device set when it predicts (``set_params(device="cpu")``).
     verbose : int, default=0
         Show a progress bar over epochs.
 
@@ -282,7 +321,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any) -> GNNClassifier:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> GNNClassifier:
         """Train on graphs ``X`` with labels ``y``.
 
         Parameters
@@ -291,16 +330,15 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
             A StudySet's ``graphs`` are used, else its ``visual_graphs``.
         y : array-like of shape (n_graphs,)
             Class labels (any hashable, e.g. int or str).
+        sample_weight : array-like of shape (n_graphs,), default=None
+            Weight of each graph in the loss and in the node standardisation (a weight of
+            2 counts a graph twice). In a Pipeline pass ``gnn__sample_weight=w``, or, with
+            metadata routing enabled, request it with ``set_fit_request``.
 
         Returns
         -------
         self : GNNClassifier
         """
-        import torch
-        from tqdm.auto import tqdm
-
-        from .models.gnn import GraphClassifierNet
-
         graphs = _as_graphs(X)
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != len(graphs):
@@ -312,39 +350,50 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"GNNClassifier needs at least 2 classes in y, got only {self.classes_!r}"
             )
-        weight = None
+        weight = _check_sample_weight(sample_weight, y, dtype=np.float64,
+                                      ensure_non_negative=True)
         if self.class_weight is not None:
-            weight = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-
-        seed = seed_everything(self.random_state)
-        rng = np.random.RandomState(seed)
+            weight = weight * compute_class_weight(self.class_weight, classes=self.classes_,
+                                                   y=y)[y_idx]
+        seed = check_seed(self.random_state)
         device = resolve_device(self.device)
         packed = _Packed(graphs)
         self.n_features_in_ = packed.n_features
         train, val = self._split(y_idx, seed)
-
-        self.x_mean_ = self.x_scale_ = None
-        if self.standardize:
-            train_nodes = packed.node_index(train)
-            if train_nodes.size:
-                x = packed.x[train_nodes].astype(np.float64)
-                self.x_mean_ = x.mean(axis=0).astype(np.float32)
-                scale = x.std(axis=0)
-                self.x_scale_ = np.where(scale > 1e-12, scale, 1.0).astype(np.float32)
+        self.x_mean_, self.x_scale_ = (_node_statistics(packed, train, weight[train])
+                                       if self.standardize else (None, None))
         packed.to(device, self.x_mean_, self.x_scale_)
-        targets = torch.as_tensor(y_idx, dtype=torch.long, device=device)
+        with _torch_seeded(seed, device):
+            self.module_ = self._train(packed, y_idx, weight, train, val,
+                                       np.random.default_rng(seed))
+        return self
+
+    def _train(self, packed: _Packed, y_idx: np.ndarray, weight: np.ndarray,
+               train: np.ndarray, val: np.ndarray, rng: np.random.Generator) -> Any:
+        """Build the network and run the epochs; returns the module with the kept weights."""
+        import torch
+        from tqdm.auto import tqdm
+
+        from .models.gnn import GraphClassifierNet
+
+        targets = torch.as_tensor(y_idx, dtype=torch.long, device=packed.device)
+        weights = torch.as_tensor(weight, dtype=torch.float32, device=packed.device)
 
         module = GraphClassifierNet(
             packed.n_features, self.classes_.size, conv=self.conv,
             num_layers=self.num_layers, hidden_dim=self.hidden_dim, pooling=self.pooling,
             dropout=self.dropout,
-        ).to(device)
-        criterion = torch.nn.CrossEntropyLoss(
-            weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float32,
-                                                               device=device)
-        )
+        ).to(packed.device)
         optimizer = torch.optim.AdamW(module.parameters(), lr=self.learning_rate,
                                       weight_decay=self.weight_decay)
+
+        def loss_of(logits: Any, ids: np.ndarray) -> Any:
+            # Weighted mean, as CrossEntropyLoss(weight=...) takes it for class weights.
+            index = torch.as_tensor(ids, device=packed.device)
+            w = weights[index]
+            losses = torch.nn.functional.cross_entropy(logits, targets[index],
+                                                       reduction="none")
+            return (losses * w).sum() / w.sum().clamp_min(1e-12)
 
         self.loss_curve_, self.validation_loss_ = [], []
         best_loss, best_state, self.best_epoch_, stale = np.inf, None, 0, 0
@@ -356,18 +405,15 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
             for start in range(0, order.size, self.batch_size):
                 ids = order[start:start + self.batch_size]
                 optimizer.zero_grad()
-                logits = module(*packed.batch(ids))
-                loss = criterion(logits, targets[torch.as_tensor(ids, device=device)])
+                loss = loss_of(module(*packed.batch(ids)), ids)
                 loss.backward()
                 optimizer.step()
-                total += loss.item() * ids.size
-            self.loss_curve_.append(total / max(order.size, 1))
+                total += loss.item() * weight[ids].sum()
+            self.loss_curve_.append(float(total / max(weight[train].sum(), 1e-12)))
             postfix = {"loss": f"{self.loss_curve_[-1]:.4f}"}
             self.n_epochs_ = epoch + 1
             if val.size:
-                logits = self._logits(module, packed, val)
-                val_loss = float(criterion(logits, targets[torch.as_tensor(val,
-                                                                           device=device)]))
+                val_loss = float(loss_of(self._logits(module, packed, val), val))
                 self.validation_loss_.append(val_loss)
                 postfix["val_loss"] = f"{val_loss:.4f}"
                 if val_loss < best_loss - 1e-6:
@@ -384,8 +430,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.best_epoch_ = self.n_epochs_
         module.eval()
-        self.module_ = module
-        return self
+        return module
 
     # -- prediction -------------------------------------------------------------------------
     def _logits(self, module: Any, packed: _Packed, ids: np.ndarray) -> Any:
@@ -415,7 +460,10 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "module_")
         packed = _Packed(_as_graphs(X), self.n_features_in_)
-        device = next(self.module_.parameters()).device
+        device = resolve_device(self.device)
+        # The device is a parameter like any other: one set after fitting (a model
+        # trained on a GPU, predicting on a CPU) is honoured. Module.to moves in place.
+        self.module_.to(device)
         packed.to(device, self.x_mean_, self.x_scale_)
         logits = self._logits(self.module_, packed, np.arange(packed.n_graphs))
         logits = logits.detach().cpu().numpy().astype(np.float64)

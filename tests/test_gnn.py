@@ -1,13 +1,16 @@
 """GNNClassifier: learns a separable toy problem, sklearn conventions, determinism, pickling."""
 
 import pickle
+import random
 
 import numpy as np
 import pytest
+import sklearn
 import torch
+from sklearn.pipeline import Pipeline
 from torch_geometric.data import Data
 
-from neural_sk import StudySet
+from neural_sk import GraphFuser, StudySet
 from neural_sk.gnn import GNNClassifier
 
 FAST = dict(hidden_dim=16, epochs=25, batch_size=8, random_state=0, device="cpu")
@@ -112,9 +115,10 @@ def test_every_conv_and_pooling_runs_with_empty_graphs(conv, pooling, toy):
 
 def test_early_stopping_keeps_the_best_epoch(toy):
     train, _, _, _ = toy
-    # labels unrelated to the graphs: the validation loss soon stops improving
+    # labels unrelated to the graphs and a large step: the validation loss soon stops
+    # improving (with a small step it creeps towards chance level for many epochs)
     noise = np.random.default_rng(3).permutation(np.arange(40) % 2)
-    clf = GNNClassifier(**{**FAST, "epochs": 200}, early_stopping=True,
+    clf = GNNClassifier(**{**FAST, "epochs": 200, "learning_rate": 1e-2}, early_stopping=True,
                         validation_fraction=0.25, n_iter_no_change=3).fit(train, noise)
     assert clf.n_epochs_ < 200
     assert len(clf.validation_loss_) == clf.n_epochs_ == len(clf.loss_curve_)
@@ -159,3 +163,73 @@ def test_bad_inputs_are_named(fitted, toy):
         fitted.predict(broken)
     with pytest.raises(TypeError, match="StudySet"):
         fitted.predict(np.zeros((3, 6)))
+
+
+def _global_states():
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+@pytest.mark.parametrize("random_state", [0, None])
+def test_fit_and_predict_leave_the_global_generators_alone(toy, random_state):
+    train, y_train, test, _ = toy
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    before = _global_states()
+    clf = GNNClassifier(**{**FAST, "epochs": 3, "random_state": random_state},
+                        early_stopping=True).fit(train, y_train)
+    clf.predict_proba(test)
+    after = _global_states()
+    assert after[0] == before[0]
+    assert all(np.array_equal(a, b) for a, b in zip(after[1][1:], before[1][1:]))
+    assert torch.equal(after[2], before[2])
+
+
+WEIGHTED = dict(hidden_dim=8, epochs=6, batch_size=64, dropout=0.0, random_state=0,
+                device="cpu")
+
+
+def test_a_weight_of_two_equals_a_repeated_graph(toy):
+    train, y_train, test, _ = toy
+    weight = np.ones(len(train))
+    weight[[0, 7]] = 2.0
+    weighted = GNNClassifier(**WEIGHTED).fit(train, y_train, sample_weight=weight)
+    repeated = GNNClassifier(**WEIGHTED).fit(train + [train[0], train[7]],
+                                             np.r_[y_train, y_train[[0, 7]]])
+    np.testing.assert_allclose(weighted.predict_proba(test), repeated.predict_proba(test),
+                               atol=1e-5)
+    np.testing.assert_allclose(weighted.x_mean_, repeated.x_mean_, rtol=1e-5)
+    plain = GNNClassifier(**WEIGHTED).fit(train, y_train)
+    assert not np.allclose(plain.predict_proba(test), weighted.predict_proba(test), atol=1e-5)
+
+
+def test_sample_weight_is_routed_through_a_pipeline(toy):
+    train, y_train, _, _ = toy
+    studies = StudySet(visual_graphs=train)
+    weight = np.where(y_train == 1, 3.0, 1.0)
+    direct = GNNClassifier(**WEIGHTED).fit(
+        GraphFuser(strategy="visual").fit_transform(studies), y_train, sample_weight=weight)
+    pipe = Pipeline([("fuser", GraphFuser(strategy="visual")),
+                     ("gnn", GNNClassifier(**WEIGHTED))])
+    by_name = pipe.fit(studies, y_train, gnn__sample_weight=weight).predict_proba(studies)
+    np.testing.assert_allclose(by_name, direct.predict_proba(pipe[:-1].transform(studies)))
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = Pipeline([
+            ("fuser", GraphFuser(strategy="visual")),
+            ("gnn", GNNClassifier(**WEIGHTED).set_fit_request(sample_weight=True)),
+        ]).fit(studies, y_train, sample_weight=weight)
+        np.testing.assert_allclose(routed.predict_proba(studies), by_name)
+
+
+def test_predict_follows_a_device_set_after_fitting(fitted, toy):
+    _, _, test, _ = toy
+    moved = pickle.loads(pickle.dumps(fitted))
+    if torch.cuda.is_available():
+        moved.set_params(device="cuda")
+        np.testing.assert_allclose(moved.predict_proba(test), fitted.predict_proba(test),
+                                   atol=1e-5)
+        assert next(moved.module_.parameters()).device.type == "cuda"
+    else:  # asked for a device this machine lacks: it says so instead of ignoring it
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            moved.set_params(device="cuda").predict_proba(test)
+    moved.set_params(device="cpu")
+    np.testing.assert_array_equal(moved.predict_proba(test), fitted.predict_proba(test))
+    assert next(moved.module_.parameters()).device.type == "cpu"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -100,3 +101,30 @@ def check_index(key: object, n: int, *, what: str = "items") -> np.ndarray:
     if index.min() < -n or index.max() >= n:
         raise IndexError(f"index out of range for {n} {what}")
     return index % n
+
+
+def check_seed(random_state: object) -> int:
+    """An int seed for local generators, from an int, a RandomState, a Generator or None.
+
+    Touches no global generator: None draws fresh entropy from the operating system, a
+    RandomState or Generator instance gives one draw (as scikit-learn's estimators use it).
+
+    Examples
+    --------
+    >>> check_seed(7)
+    7
+    >>> check_seed(np.random.RandomState(0)) == check_seed(np.random.RandomState(0))
+    True
+    """
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        if int(random_state) < 0:
+            raise ValueError(f"random_state must be a non-negative int, got {random_state!r}")
+        return int(random_state)
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 1))
+    raise ValueError(f"random_state must be an int, a RandomState, a Generator or None, "
+                     f"got {random_state!r}")
