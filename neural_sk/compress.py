@@ -29,8 +29,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -40,17 +38,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._version import __version__
-from .io import MANIFEST_NAME, _default_fields, _fsync_dir, check_compatible, save_studies
+from .io import ArchiveError, IncompatibleArchiveError, check_compatible, save_studies
+from .io.format import FEATURE_DTYPES, MANIFEST_NAME, PIXEL_FORMATS, default_fields
+from .io.manifest import (SHARD_RE, TEMP_RE, Manifest, kept_entries, new_header,
+                          read_manifest, shard_entry, shard_name)
 from .studies import StudySet, concat_study_sets
 
 __all__ = ["CompressError", "compress", "run_compress_cli"]
 
-MANIFEST_FORMAT = "neural_sk.manifest"
-MANIFEST_VERSION = 1
-_SHARD_NAME = "shard-{:06d}.npz"
-_SHARD_RE = re.compile(r"^shard-(\d{6,})\.npz$")
-_TEMP_RE = re.compile(r"^\.(shard-\d+\.npz|manifest\.json)\.tmp-")
 # Exceptions that say the machine or the model is broken, not one study: they stop the run.
 _FATAL = (MemoryError, RuntimeError, KeyboardInterrupt, SystemExit)
 
@@ -273,7 +268,7 @@ def _run_batch(chain: _Chain, part: pd.DataFrame) -> tuple[StudySet | None, list
 def _stored(studies: StudySet, fields: tuple | None) -> StudySet:
     """Only the fields the archive keeps (drops the full patch features early)."""
     names = list(fields) if fields is not None else [
-        f for f in _default_fields(studies) if f != "errors"]
+        f for f in default_fields(studies) if f != "errors"]
     missing = [f for f in names if getattr(studies, f) is None]
     if missing:
         raise CompressError(f"fields {missing} were asked for, but the model does not produce "
@@ -308,17 +303,15 @@ def _compress_shard(chain: _Chain, k: int, start: int, chunk: pd.DataFrame,
             parts.append(_stored(kept, opts.fields))
             if opts.pixels is not None:
                 images.extend(part["image"].iloc[j] for j in ok)
-    entry = {"index": k, "rows": [start, start + len(chunk)], "file": None, "n_studies": 0,
-             "ids": [], "failed": failed, "bytes": 0, "sha256": None}
-    if parts:
-        shard = concat_study_sets(parts)
-        name = _SHARD_NAME.format(k)
-        written = save_studies(Path(opts.out) / name, shard, feature_dtype=opts.feature_dtype,
-                               fields=[f for f in shard.fields if f not in ("grid_shape", "info")],
-                               images=images if opts.pixels else None, pixels=opts.pixels)
-        entry.update(file=name, n_studies=len(shard), ids=[_json_scalar(v) for v in shard.ids],
-                     bytes=written["file_bytes"], sha256=written["sha256"])
-    return entry
+    if not parts:
+        return shard_entry(k, (start, start + len(chunk)), failed)
+    shard = concat_study_sets(parts)
+    written = save_studies(Path(opts.out) / shard_name(k), shard,
+                           feature_dtype=opts.feature_dtype,
+                           fields=[f for f in shard.fields if f not in ("grid_shape", "info")],
+                           images=images if opts.pixels else None, pixels=opts.pixels)
+    return shard_entry(k, (start, start + len(chunk)), failed, written,
+                       [_json_scalar(v) for v in shard.ids])
 
 
 def _shard_task(chain: _Chain, k: int, start: int, chunk: pd.DataFrame, opts: _Options) -> dict:
@@ -327,70 +320,13 @@ def _shard_task(chain: _Chain, k: int, start: int, chunk: pd.DataFrame, opts: _O
 
 
 # --------------------------------------------------------------------------------------
-# The manifest
+# The output folder
 # --------------------------------------------------------------------------------------
-def _write_json_atomic(path: Path, data: Mapping) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-class _Manifest:
-    """The driver's record of finished shards; written after shards finish (throttled)."""
-
-    def __init__(self, path: Path, header: dict, entries: dict[int, dict]) -> None:
-        self.path, self.header, self.entries = path, header, entries
-        self._last_write = -np.inf
-        self._write_cost = 0.0
-        self.dirty = False
-
-    def data(self, *, complete: bool = False, n_rows: int | None = None) -> dict:
-        shards = [self.entries[k] for k in sorted(self.entries)]
-        failed = [f for s in shards for f in s["failed"]]
-        out = dict(self.header)
-        out.update(
-            complete=complete,
-            n_rows=n_rows,
-            n_studies=int(sum(s["n_studies"] for s in shards)),
-            n_failed=len(failed),
-            bytes=int(sum(s["bytes"] for s in shards)),
-            shards=shards,
-            failed=failed,
-        )
-        return out
-
-    def add(self, entry: dict) -> None:
-        self.entries[entry["index"]] = entry
-        self.dirty = True
-        # Rewriting a large manifest after every shard would cost O(n^2): at most ~10% of
-        # the time goes to it. A shard missing from the manifest is only recomputed on resume.
-        if time.monotonic() - self._last_write >= max(1.0, 10 * self._write_cost):
-            self.write()
-
-    def write(self, *, claim: bool = False, **kwargs: Any) -> dict:
-        t0 = time.monotonic()
-        data = self.data(**kwargs)
-        _write_json_atomic(self.path, data)
-        if not claim:  # the first finished shard is always recorded at once
-            self._write_cost = time.monotonic() - t0
-            self._last_write = time.monotonic()
-        self.dirty = False
-        return data
-
-
 def _prepare_out(out: Path, header: dict, resume: bool, info: dict | None) -> dict[int, dict]:
     """Check the output folder and return the finished shards (by index) to keep."""
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / MANIFEST_NAME
-    shard_files = [p.name for p in out.iterdir() if _SHARD_RE.match(p.name)]
+    shard_files = [p.name for p in out.iterdir() if SHARD_RE.match(p.name)]
     if not resume:
         if manifest_path.exists() or shard_files:
             raise FileExistsError(
@@ -398,17 +334,14 @@ def _prepare_out(out: Path, header: dict, resume: bool, info: dict | None) -> di
                 "resume=True (--resume) to finish it, or choose an empty folder")
         return {}
     for p in out.iterdir():  # temporary files of an interrupted write
-        if _TEMP_RE.match(p.name):
+        if TEMP_RE.match(p.name):
             p.unlink(missing_ok=True)
     if not manifest_path.exists():
         return {}  # nothing was recorded: any shard file there is rewritten
     try:
-        old = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise CompressError(f"cannot resume: {str(manifest_path)!r} is not valid JSON ({exc})"
-                            ) from exc
-    if old.get("format") != MANIFEST_FORMAT:
-        raise CompressError(f"cannot resume: {str(manifest_path)!r} is not a neural_sk manifest")
+        old = read_manifest(out)
+    except ArchiveError as exc:
+        raise CompressError(f"cannot resume: {exc}") from exc
     check_compatible(old.get("info"), info,
                      what=f"the archive in {str(out)!r} and the model given now")
     for key in ("shard_size", "feature_dtype", "fields", "pixels", "input"):
@@ -416,15 +349,7 @@ def _prepare_out(out: Path, header: dict, resume: bool, info: dict | None) -> di
             raise CompressError(
                 f"cannot resume {str(out)!r}: it was started with {key}={old.get(key)!r}, now "
                 f"{key}={header.get(key)!r}; resume with the same settings or use a new folder")
-    entries = {}
-    for entry in old.get("shards", []):
-        file = entry.get("file")
-        if file is not None:
-            path = out / file
-            if not path.is_file() or path.stat().st_size != entry.get("bytes"):
-                continue  # lost or half-written: recompute this shard
-        entries[int(entry["index"])] = entry
-    return entries
+    return kept_entries(old, out)
 
 
 # --------------------------------------------------------------------------------------
@@ -515,16 +440,14 @@ def compress(
     >>> load_studies(out).ids.tolist() == X["study_id"].tolist()
     True
     """
-    from .io import _FEATURE_DTYPES, _PIXEL_FORMATS
-
     for name, value in (("batch_size", batch_size), ("shard_size", shard_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     if on_error not in ("skip", "fail"):
         raise ValueError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
-    if feature_dtype not in _FEATURE_DTYPES:
-        raise ValueError(f"feature_dtype must be one of {_FEATURE_DTYPES}, got {feature_dtype!r}")
-    if pixels not in (None, *_PIXEL_FORMATS):
+    if feature_dtype not in FEATURE_DTYPES:
+        raise ValueError(f"feature_dtype must be one of {FEATURE_DTYPES}, got {feature_dtype!r}")
+    if pixels not in (None, *PIXEL_FORMATS):
         raise ValueError(f"pixels must be None, 'png' or 'jpeg', got {pixels!r}")
     chain, model_desc = _load_model(model)
     source = _Source(input)
@@ -533,22 +456,12 @@ def compress(
                     feature_dtype=feature_dtype,
                     fields=None if fields is None else tuple(fields), pixels=pixels)
     info = chain.info
-    header = {
-        "format": MANIFEST_FORMAT,
-        "format_version": MANIFEST_VERSION,
-        "neural_sk_version": __version__,
-        "input": source.describe,
-        "model": model_desc,
-        "info": info,
-        "shard_size": int(shard_size),
-        "batch_size": int(batch_size),
-        "on_error": on_error,
-        "feature_dtype": feature_dtype,
-        "fields": None if fields is None else list(fields),
-        "pixels": pixels,
-    }
+    header = new_header(input=source.describe, model=model_desc, info=info,
+                        shard_size=int(shard_size), batch_size=int(batch_size),
+                        on_error=on_error, feature_dtype=feature_dtype,
+                        fields=None if fields is None else list(fields), pixels=pixels)
     entries = _prepare_out(out, header, resume, json.loads(json.dumps(info)))
-    manifest = _Manifest(out / MANIFEST_NAME, header, entries)
+    manifest = Manifest(out / MANIFEST_NAME, header, entries)
     if not entries and not (out / MANIFEST_NAME).exists():
         manifest.write(claim=True)  # the folder is now claimed by this run
 
@@ -595,13 +508,13 @@ def compress(
     # Shard files no entry points to (an input that shrank, a run that died mid-write).
     listed = {e["file"] for e in manifest.entries.values() if e.get("file")}
     for p in out.iterdir():
-        if _SHARD_RE.match(p.name) and p.name not in listed:
+        if SHARD_RE.match(p.name) and p.name not in listed:
             p.unlink(missing_ok=True)
     return manifest.write(complete=True, n_rows=n_rows)
 
 
 def _run_on_dask(client: Any, chain: _Chain, source: _Source, shard_size: int,
-                 entries: Mapping[int, dict], opts: _Options, manifest: _Manifest, bar: Any,
+                 entries: Mapping[int, dict], opts: _Options, manifest: Manifest, bar: Any,
                  check_ids: Any) -> int:
     """Submit the missing shards to Dask, a bounded number at a time; returns the row count."""
     from distributed import wait
@@ -671,8 +584,6 @@ def run_compress_cli(args: Any) -> int:
     1
     """
     import sys
-
-    from .io import ArchiveError, IncompatibleArchiveError
 
     client = None
     try:
