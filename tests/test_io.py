@@ -14,6 +14,8 @@ import torch
 from neural_sk import StudySet
 from neural_sk import io as nio
 from neural_sk.datasets import make_synthetic_cxr
+from neural_sk.graph_list import GraphList
+from neural_sk.io.checksums import TRAILER_LEN, TRAILER_PREFIX
 from neural_sk.io import (ArchiveError, IncompatibleArchiveError, archive_nbytes,
                           check_compatible, load_sparse_images, load_studies, load_tiles,
                           save_studies)
@@ -69,6 +71,23 @@ def test_round_trip_gives_back_the_studies(studies, saved):
         _assert_graphs_equal(getattr(studies, field), getattr(back, field))
     # What the archive drops: the features of the pruned patches.
     assert back.patch_features is None
+
+
+def test_graphs_come_back_as_graph_lists_whatever_went_in(studies, saved, tmp_path):
+    # The report graphs may arrive as a list of Data: they are stored the same way.
+    as_lists = studies.replace(**{f: list(getattr(studies, f))
+                                  for f in ("visual_graphs", "report_graphs", "graphs")})
+    path = tmp_path / "lists.npz"
+    save_studies(path, as_lists)
+    assert path.read_bytes() == saved.read_bytes()
+    back = load_studies(path)
+    for field in ("visual_graphs", "report_graphs", "graphs"):
+        graphs = getattr(back, field)
+        assert isinstance(graphs, GraphList), field
+        _assert_graphs_equal(getattr(studies, field), graphs)
+    # The flat arrays are whole (one block per attribute), not one array per graph.
+    x, ptr = back.visual_graphs.flat("x")
+    assert ptr[-1] == len(x) == sum(g.num_nodes for g in studies.visual_graphs)
 
 
 def test_kept_patch_features_are_float16_by_default(studies, saved):
@@ -207,10 +226,10 @@ def _rewrite_member(src, dst, name, data):
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w") as zout:
         for info in zin.infolist():
             zout.writestr(info, data if info.filename == name else zin.read(info))
-        zout.comment = nio._TRAILER_PREFIX + b"0" * 64
+        zout.comment = TRAILER_PREFIX + b"0" * 64
     raw = out.getvalue()
-    body = raw[: len(raw) - nio._TRAILER_LEN]
-    dst.write_bytes(body + nio._TRAILER_PREFIX + hashlib.sha256(body).hexdigest().encode())
+    body = raw[: len(raw) - TRAILER_LEN]
+    dst.write_bytes(body + TRAILER_PREFIX + hashlib.sha256(body).hexdigest().encode())
 
 
 def test_a_forged_pickle_inside_a_valid_file_is_never_run(saved, tmp_path):

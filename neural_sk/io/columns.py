@@ -1,0 +1,121 @@
+"""Per-study columns as flat arrays: the writer that collects an archive's members, and the
+readers of its plain (non-graph) fields.
+
+Per-study lists (strings, ragged arrays) are flattened and stored with offsets; every array
+records the bytes each study owes each field, so :func:`~neural_sk.io.archive_nbytes` reports
+what is written, not a model of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .format import compact_int, counts_to_offsets, decode_strings, encode_strings
+
+__all__ = ["Writer", "writable", "read_ptr", "read_strings", "read_ragged"]
+
+
+class Writer:
+    """Collects the arrays of one archive and the bytes each study owes each field."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.arrays: dict[str, np.ndarray] = {}
+        self.per_study: dict[str, np.ndarray] = {}
+        self._ptr_names: dict[bytes, str] = {}
+
+    def add(self, name: str, arr: np.ndarray, field: str, per_study: np.ndarray | None = None
+            ) -> str:
+        """Store ``arr`` as member ``name``, charged to ``field`` (per study, or evenly)."""
+        arr = np.ascontiguousarray(arr)
+        if arr.dtype == object:
+            raise TypeError(f"{name}: object arrays cannot be stored without pickle")
+        self.arrays[name] = arr
+        acc = self.per_study.setdefault(field, np.zeros(self.n, dtype=np.float64))
+        if per_study is None:  # shared arrays are spread evenly over the studies
+            if self.n:
+                acc += arr.nbytes / self.n
+        else:
+            acc += per_study
+        return name
+
+    def add_ptr(self, name: str, counts: np.ndarray, field: str) -> str:
+        """Offsets ``[n + 1]`` of per-study runs; identical offsets are stored once."""
+        ptr = compact_int(counts_to_offsets(counts))
+        key = ptr.dtype.str.encode() + ptr.tobytes()
+        if key in self._ptr_names:
+            return self._ptr_names[key]
+        self._ptr_names[key] = name
+        return self.add(name, ptr, field)
+
+    def add_rows(self, name: str, arr: np.ndarray, field: str) -> str:
+        """An array whose first axis is the study."""
+        row = arr.nbytes / max(len(arr), 1)
+        return self.add(name, arr, field, np.full(self.n, row))
+
+    def add_strings(self, name: str, strings: Sequence[str | None], field: str) -> dict:
+        """One (optional) string per study."""
+        none = np.array([s is None for s in strings], dtype=bool)
+        blob, offsets, lengths = encode_strings(["" if s is None else s for s in strings])
+        self.add(name, blob, field, lengths.astype(np.float64))
+        spec = {"kind": "strings", "data": name,
+                "offsets": self.add_ptr(name + ".offsets", lengths, field)}
+        if none.any():
+            spec["none"] = self.add_rows(name + ".none", none, field)
+        return spec
+
+    def add_ragged(self, name: str, arrays: Sequence[np.ndarray], field: str,
+                   store_dtype: Any = None) -> dict:
+        """Per-study arrays ``[T_i, ...]`` concatenated along axis 0."""
+        mats = [np.asarray(a) for a in arrays]
+        if not mats:
+            return {"kind": "ragged", "data": self.add(name, np.zeros(0, np.uint8), field),
+                    "ptr": self.add_ptr(name + ".ptr", np.zeros(0, np.int64), field),
+                    "dtype": "float32", "shape": []}
+        tail = mats[0].shape[1:]
+        for i, m in enumerate(mats):
+            if m.ndim < 1 or m.shape[1:] != tail:
+                raise ValueError(f"{field}[{i}] has shape {m.shape}; expected (T, *{tail})")
+        dtype = mats[0].dtype
+        flat = np.concatenate(mats) if mats else np.zeros((0, *tail), dtype)
+        if store_dtype == "int":
+            stored = compact_int(flat)
+        else:
+            stored = flat.astype(store_dtype or dtype, copy=False)
+        counts = np.array([len(m) for m in mats], dtype=np.int64)
+        row = stored.itemsize * int(np.prod(tail, dtype=np.int64))
+        self.add(name, stored, field, (counts * row).astype(np.float64))
+        return {"kind": "ragged", "data": name,
+                "ptr": self.add_ptr(name + ".ptr", counts, field),
+                "dtype": dtype.name, "shape": list(tail)}
+
+
+def writable(arr: np.ndarray) -> np.ndarray:
+    """The array, copied when read-only."""
+    # Arrays read from a ZIP member wrap immutable bytes; torch wants writable memory.
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def read_ptr(arrays: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """Offsets member ``name`` as int64."""
+    return arrays[name].astype(np.int64)
+
+
+def read_strings(arrays: Mapping[str, np.ndarray], spec: Mapping) -> list:
+    """The strings (None where missing) of a ``"strings"`` spec."""
+    out = decode_strings(arrays[spec["data"]], read_ptr(arrays, spec["offsets"]))
+    if "none" in spec:
+        none = arrays[spec["none"]]
+        out = [None if missing else s for s, missing in zip(out, none)]
+    return out
+
+
+def read_ragged(arrays: Mapping[str, np.ndarray], spec: Mapping, n: int) -> list[np.ndarray]:
+    """The per-study arrays of a ``"ragged"`` spec (views of one flat array)."""
+    full = writable(arrays[spec["data"]].astype(spec["dtype"], copy=False))
+    full = full.reshape(-1, *spec["shape"])
+    ptr = read_ptr(arrays, spec["ptr"]).tolist()
+    return [full[ptr[i]:ptr[i + 1]] for i in range(n)]

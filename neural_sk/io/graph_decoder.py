@@ -1,0 +1,122 @@
+"""Reading graph fields: archive members in, a GraphList per field out.
+
+Tensor attributes become GraphList columns without a per-graph copy; references and the
+fused graphs' rebuilt ``x`` / ``pos`` (see :mod:`neural_sk.io.graph_encoder`) are resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..graph_list import GraphList
+from .columns import read_ptr, read_strings, writable
+from .errors import ArchiveError
+from .format import decode_strings, restore
+
+__all__ = ["GraphDecoder"]
+
+
+class GraphDecoder:
+    """Rebuilds graph fields as GraphLists, resolving references and the fused features."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], specs: Mapping, n: int) -> None:
+        self.arrays, self.specs, self.n = arrays, specs, n
+        self._flat: dict[tuple[str, str], np.ndarray] = {}
+
+    def spec(self, field: str, key: str) -> Mapping:
+        """The stored spec of attribute ``key``, following references."""
+        spec = self.specs[field]["attrs"][key]
+        return self.spec(spec["field"], key) if spec["kind"] == "ref" else spec
+
+    def flat(self, field: str, key: str) -> np.ndarray:
+        """All studies' values of a tensor attribute, in its original NumPy dtype."""
+        if (field, key) in self._flat:
+            return self._flat[(field, key)]
+        a = self.specs[field]["attrs"][key]
+        if a["kind"] == "ref":
+            out = self.flat(a["field"], key)
+        elif a["layout"] in ("fused_x", "fused_pos"):
+            out = self._fused(key, a)
+        else:
+            dtype = "float32" if a["dtype"] == "bfloat16" else a["dtype"]
+            data = self.arrays[a["data"]]
+            if a.get("encoding") == "bits":
+                data = np.unpackbits(data, axis=1, count=a["shape"][0])
+            out = writable(data.astype(dtype, copy=False))
+            if a["layout"] == "rows":
+                out = out.reshape(-1, *a["shape"])
+        self._flat[(field, key)] = out
+        return out
+
+    def _fused(self, key: str, a: Mapping) -> np.ndarray:
+        node_type = self.flat("graphs", "node_type").astype(np.int64).reshape(-1)
+        vis = self.flat("visual_graphs", key)
+        is_vis = node_type == 0
+        dtype = "float32" if a["dtype"] == "bfloat16" else a["dtype"]
+        if key == "pos":
+            out = np.full((len(node_type), *a["shape"]), np.nan, dtype=dtype)
+            out[is_vis] = vis
+            return out
+        rep = self.flat("report_graphs", key)
+        dv, dr = vis.shape[1], rep.shape[1]
+        out = np.zeros((len(node_type), dv + dr + 1), dtype=dtype)
+        out[is_vis, :dv] = vis
+        out[~is_vis, dv:dv + dr] = rep
+        out[~is_vis, -1] = 1
+        return out
+
+    def column(self, field: str, key: str) -> tuple[str, Any, Any]:
+        """Attribute ``key`` as a GraphList column ``(kind, values, ptr)``."""
+        a = self.spec(field, key)
+        if (a["kind"] == "tensor" and a["torch"] and a["dtype"] != "bfloat16"
+                and a["layout"] != "scalar" and "present" not in a
+                and "container" not in a):
+            kind = "edges" if a["layout"] == "edges" else "rows"
+            return kind, self.flat(field, key), read_ptr(self.arrays, a["ptr"])
+        return "objects", self.values(field, key), None
+
+    def values(self, field: str, key: str) -> list:
+        """One value per study (None where the graph lacks the attribute)."""
+        a = self.spec(field, key)
+        n, arrays = self.n, self.arrays
+        kind = a["kind"]
+        if kind == "strings":
+            values = read_strings(arrays, a)
+        elif kind == "string_lists":
+            names = decode_strings(arrays[a["data"]], read_ptr(arrays, a["offsets"]))
+            ptr = read_ptr(arrays, a["ptr"]).tolist()
+            values = [names[ptr[i]:ptr[i + 1]] for i in range(n)]
+        elif kind == "scalars":
+            cast = {"bool": bool, "int": int, "float": float}[a["python"]]
+            values = [cast(v) for v in arrays[a["data"]].tolist()]
+        elif kind == "tensor":
+            values = self._tensor_values(field, key, a)
+        else:
+            raise ArchiveError(f"unknown graph attribute kind {kind!r}")
+        if "present" in a:
+            present = arrays[a["present"]]
+            values = [v if p else None for v, p in zip(values, present)]
+        return values
+
+    def _tensor_values(self, field: str, key: str, a: Mapping) -> list:
+        full = self.flat(field, key)
+        dtype, torch_, n = a["dtype"], a["torch"], self.n
+        if a["layout"] == "scalar":
+            values = [restore(full[i], dtype, torch_) for i in range(n)]
+        else:
+            ptr = read_ptr(self.arrays, a["ptr"]).tolist()
+            if a["layout"] == "edges":
+                values = [restore(full[2 * ptr[i]:2 * ptr[i + 1]].reshape(2, -1), dtype,
+                                  torch_) for i in range(n)]
+            else:
+                values = [restore(full[ptr[i]:ptr[i + 1]], dtype, torch_) for i in range(n)]
+        if a.get("container") == "list":
+            values = [v.tolist() for v in values]
+        return values
+
+    def graphs(self, field: str) -> GraphList:
+        """The graphs of ``field``."""
+        return GraphList({key: self.column(field, key) for key in self.specs[field]["attrs"]})

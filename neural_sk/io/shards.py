@@ -1,0 +1,243 @@
+"""One archive file (a *shard*): a StudySet to ZIP members and back, checksummed.
+
+The file is a ZIP of ``.npy`` members (``numpy.load(path, allow_pickle=False)`` reads it)
+plus ``meta.json``; it is written to a temporary file, fsynced and renamed, so a reader never
+sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..studies import PER_STUDY_FIELDS, StudySet
+from .checksums import TRAILER_PLACEHOLDER, check_trailer, payload_digest, write_trailer
+from .columns import Writer, read_ragged, read_strings, writable
+from .errors import ArchiveError
+from .format import (ACCOUNTING, FORMAT, FORMAT_VERSION, GRAPH_FIELDS, META_NAME, compact_int,
+                     jsonable)
+from .graph_decoder import GraphDecoder
+from .graph_encoder import GraphEncoder, as_graph_list
+
+__all__ = ["encode_studies", "decode_studies", "write_shard", "read_shard", "fsync_dir"]
+
+# Fixed ZIP timestamps make the same StudySet give the same bytes.
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------------------
+# StudySet <-> members
+# --------------------------------------------------------------------------------------
+def _ids_spec(w: Writer, ids: np.ndarray) -> dict:
+    """ids as strings, with the kind needed to give back the same values."""
+    kind = "int" if ids.dtype.kind in "iu" else "bool" if ids.dtype.kind == "b" else "str"
+    spec = w.add_strings("ids", [str(v) for v in ids.tolist()], "ids")
+    spec["ids_kind"] = kind
+    return spec
+
+
+def _field_spec(w: Writer, graphs: GraphEncoder, studies: StudySet, field: str,
+                feature_dtype: str) -> dict:
+    value, ids = getattr(studies, field), studies.ids
+    if field in ("reports", "errors"):
+        bad = [i for i, s in enumerate(value) if s is not None and not isinstance(s, str)]
+        if bad:
+            i = bad[0]
+            raise TypeError(f"{field}[{i}] (study {ids[i]!r}) is "
+                            f"{type(value[i]).__name__}, not str")
+        return w.add_strings(field, value, field)
+    if field == "attention":
+        arr = np.asarray(value)
+        return {"kind": "dense", "data": w.add_rows(field, arr, field), "dtype": arr.dtype.name}
+    if field == "patch_features":
+        arr = np.asarray(value)
+        return {"kind": "dense", "dtype": arr.dtype.name,
+                "data": w.add_rows(field, arr.astype(feature_dtype, copy=False), field)}
+    if field == "keep_mask":
+        arr = np.asarray(value, dtype=bool)
+        if arr.ndim != 2:
+            raise ValueError(f"keep_mask must be 2-D (n, P), got shape {arr.shape}")
+        return {"kind": "bits", "n_patches": int(arr.shape[1]),
+                "data": w.add_rows(field, np.packbits(arr, axis=1), field)}
+    if field == "token_attention":
+        return w.add_ragged(field, value, field)
+    if field == "token_offsets":
+        return w.add_ragged(field, value, field, store_dtype="int")
+    if field in GRAPH_FIELDS:
+        return graphs.add(field, as_graph_list(value, field, ids), ids)
+    raise ValueError(f"cannot store field {field!r}")  # pragma: no cover - all handled above
+
+
+def encode_studies(studies: StudySet, fields: Sequence[str], feature_dtype: str,
+                   extra: Any = None) -> tuple[dict[str, np.ndarray], dict]:
+    """The members and metadata of an archive of ``fields`` (in pipeline order).
+
+    ``extra(writer)``, when given, adds more members (the pixel tiles) and returns their
+    metadata, stored as ``meta["pixels"]``.
+    """
+    n = len(studies)
+    w = Writer(n)
+    graphs = GraphEncoder(w, feature_dtype)
+    meta_fields: dict[str, Any] = {"ids": _ids_spec(w, studies.ids)}
+    for field in fields:
+        if field != "ids":
+            meta_fields[field] = _field_spec(w, graphs, studies, field, feature_dtype)
+    pixel_meta = extra(w) if extra is not None else None
+    # Bytes each study owes each field (the accounting array itself is overhead).
+    accounting = list(w.per_study)
+    table = np.stack([np.round(w.per_study[f]) for f in accounting], axis=1) if accounting \
+        else np.zeros((n, 0))
+    arrays = dict(w.arrays)
+    arrays[ACCOUNTING] = compact_int(table.astype(np.int64)).reshape(n, len(accounting))
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "neural_sk_version": __version__,
+        "n_studies": n,
+        "grid_shape": None if studies.grid_shape is None else list(studies.grid_shape),
+        "info": jsonable(studies.info) if studies.info is not None else None,
+        "feature_dtype": feature_dtype,
+        "fields": meta_fields,
+        "pixels": pixel_meta,
+        "accounting_fields": accounting,
+        "nbytes": {f: int(np.round(w.per_study[f].sum())) for f in accounting},
+        "arrays": {name: {"dtype": a.dtype.str, "shape": list(a.shape)}
+                   for name, a in arrays.items()},
+        "payload_sha256": payload_digest(arrays),
+    }
+    return arrays, meta
+
+
+def decode_studies(meta: Mapping, arrays: Mapping[str, np.ndarray],
+                   fields: Iterable[str] | None) -> StudySet:
+    """The StudySet of ``fields`` (all stored ones when None) from an archive's members."""
+    n = int(meta["n_studies"])
+    specs = meta["fields"]
+    wanted = set(specs) if fields is None else set(fields) | {"ids"}
+    unknown = wanted - set(PER_STUDY_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)}; fields are {list(PER_STUDY_FIELDS)}")
+    absent = wanted - set(specs)
+    if absent and fields is not None:
+        raise ValueError(f"field(s) {sorted(absent)} are not in this archive "
+                         f"(it holds {sorted(specs)})")
+    values: dict[str, Any] = {}
+    graphs = GraphDecoder(arrays, specs, n)
+    for field, spec in specs.items():
+        if field not in wanted:
+            continue
+        kind = spec["kind"]
+        if field == "ids":
+            values["ids"] = _read_ids(arrays, spec)
+        elif kind == "strings":
+            values[field] = read_strings(arrays, spec)
+        elif kind == "dense":
+            values[field] = writable(arrays[spec["data"]].astype(spec["dtype"], copy=False))
+        elif kind == "bits":
+            values[field] = np.unpackbits(arrays[spec["data"]], axis=1,
+                                          count=spec["n_patches"]).astype(bool)
+        elif kind == "ragged":
+            values[field] = read_ragged(arrays, spec, n)
+        elif kind == "graphs":
+            values[field] = graphs.graphs(field)
+        else:
+            raise ArchiveError(f"unknown field kind {kind!r} for {field!r}")
+    return StudySet(grid_shape=meta.get("grid_shape"), info=meta.get("info"), **values)
+
+
+def _read_ids(arrays: Mapping[str, np.ndarray], spec: Mapping) -> np.ndarray:
+    ids = read_strings(arrays, spec)
+    if spec.get("ids_kind") == "int":
+        return np.array([int(v) for v in ids], dtype=np.int64)
+    if spec.get("ids_kind") == "bool":
+        return np.array([v == "True" for v in ids], dtype=bool)
+    return np.array(ids, dtype=str) if ids else np.zeros(0, dtype=str)
+
+
+# --------------------------------------------------------------------------------------
+# Members <-> file
+# --------------------------------------------------------------------------------------
+def write_shard(path: Path, members: Mapping[str, np.ndarray], meta: Mapping,
+                compression: bool) -> str:
+    """Write the ZIP (atomically: temporary file, fsync, rename); return the file digest."""
+    meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":"),
+                            allow_nan=False).encode()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    method = zipfile.ZIP_DEFLATED if compression else zipfile.ZIP_STORED
+    try:
+        with open(tmp, "w+b") as fh:
+            with zipfile.ZipFile(fh, "w", compression=method) as zf:
+                for name, arr in members.items():
+                    info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_DATE)
+                    info.compress_type = method
+                    with zf.open(info, "w", force_zip64=arr.nbytes > (1 << 30)) as out:
+                        np.lib.format.write_array(out, arr, allow_pickle=False)
+                info = zipfile.ZipInfo(META_NAME, date_time=_ZIP_DATE)
+                info.compress_type = method
+                zf.writestr(info, meta_bytes)
+                zf.comment = TRAILER_PLACEHOLDER
+            digest = write_trailer(fh)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return digest
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_shard(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Check the file's checksum, then read its metadata and arrays (never unpickling)."""
+    shown = repr(str(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"archive {shown} does not exist")
+    with open(path, "rb") as fh:
+        check_trailer(fh, shown)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(npz[META_NAME].decode("utf-8"))
+            if meta.get("format") != FORMAT:
+                raise ArchiveError(f"{shown} is not a neural_sk archive "
+                                   f"(format {meta.get('format')!r})")
+            version = meta.get("format_version")
+            if not isinstance(version, int) or version > FORMAT_VERSION:
+                raise ArchiveError(
+                    f"{shown} has format version {version!r}; this neural_sk "
+                    f"({__version__}) reads versions up to {FORMAT_VERSION}: upgrade neural_sk")
+            expected_names = set(meta["arrays"])
+            found = set(npz.files) - {META_NAME}
+            if found != expected_names:
+                raise ArchiveError(f"{shown} is damaged: arrays {sorted(found ^ expected_names)} "
+                                   "are missing or unexpected")
+            arrays = {name: npz[name] for name in sorted(expected_names)}
+    except ArchiveError:
+        raise
+    except Exception as exc:
+        raise ArchiveError(f"cannot read archive {shown}: {type(exc).__name__}: {exc}") from exc
+    if payload_digest(arrays) != meta.get("payload_sha256"):
+        raise ArchiveError(f"archive {shown} is damaged: the arrays' SHA-256 does not match "
+                           "its metadata")
+    return meta, arrays
