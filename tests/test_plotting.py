@@ -1,4 +1,4 @@
-"""Plotting: the figures draw what they claim, and the pixel helpers are exact."""
+"""Plotting: the figures draw what they claim (the pixel helpers are tested in test_patches)."""
 
 import matplotlib
 
@@ -12,7 +12,6 @@ import torch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from torch_geometric.data import Data  # noqa: E402
 
-from neural_sk.metrics import patch_lesion_masks  # noqa: E402
 from neural_sk.plotting import (  # noqa: E402
     extract_tiles,
     plot_attention_overlay,
@@ -20,9 +19,7 @@ from neural_sk.plotting import (  # noqa: E402
     plot_localization,
     plot_rate_accuracy,
     prune_image,
-    rebuild_sparse_image,
     show_pruned,
-    upsample_patch_scores,
 )
 
 
@@ -40,71 +37,6 @@ def study():
     keep = np.zeros(24, dtype=bool)
     keep[[0, 7, 13, 23]] = True
     return image, keep, (4, 6)
-
-
-def _cell_slices(image_shape, grid, p):
-    H, W = image_shape
-    h, w = grid
-    r, c = divmod(p, w)
-    return (slice(r * H // h, (r + 1) * H // h), slice(c * W // w, (c + 1) * W // w))
-
-
-# -- pure helpers ----------------------------------------------------------------------
-def test_upsample_nearest_agrees_with_patch_lesion_masks():
-    grid, shape = (5, 7), (23, 31)
-    for p in range(35):
-        onehot = np.zeros(35)
-        onehot[p] = 1
-        pixels = upsample_patch_scores(onehot, grid, shape) > 0.5
-        back = patch_lesion_masks(pixels[None], grid)[0]
-        assert np.flatnonzero(back).tolist() == [p]
-
-
-def test_upsample_bilinear_is_smooth_and_bounded():
-    scores = np.arange(16, dtype=float)
-    up = upsample_patch_scores(scores, (4, 4), (32, 32), mode="bilinear")
-    assert up.shape == (32, 32)
-    assert up.min() >= scores.min() and up.max() <= scores.max()
-    assert np.all(np.diff(up, axis=1) >= 0)  # scores grow along each row
-    with pytest.raises(ValueError, match="mode"):
-        upsample_patch_scores(scores, (4, 4), (8, 8), mode="cubic")
-
-
-def test_prune_image_blanks_exactly_the_other_cells(study):
-    image, keep, grid = study
-    pruned = prune_image(image, keep, grid)
-    for p in range(24):
-        cell = _cell_slices(image.shape, grid, p)
-        if keep[p]:
-            np.testing.assert_array_equal(pruned[cell], image[cell])
-        else:
-            assert (pruned[cell] == 0).all(), f"patch {p} should be blanked"
-
-
-def test_tiles_round_trip(study):
-    image, keep, grid = study
-    tiles, index = extract_tiles(image, keep, grid)
-    assert tiles.shape == (4, 10, 9)  # largest cell: ceil(37/4) x ceil(50/6)
-    np.testing.assert_array_equal(index, np.flatnonzero(keep))
-    rebuilt = rebuild_sparse_image(tiles, index, grid, image.shape)
-    np.testing.assert_array_equal(rebuilt, prune_image(image, keep, grid))
-    assert rebuilt.dtype == image.dtype
-    # all patches -> the original image exactly
-    all_tiles, all_index = extract_tiles(image, np.arange(24), grid)
-    rebuilt_all = rebuild_sparse_image(all_tiles, all_index, grid, image.shape)
-    np.testing.assert_array_equal(rebuilt_all, image)
-
-
-def test_rebuild_accepts_exact_size_tiles_and_rejects_small_ones(study):
-    image, keep, grid = study
-    index = np.flatnonzero(keep)
-    exact = [image[_cell_slices(image.shape, grid, p)] for p in index]
-    rebuilt = rebuild_sparse_image(exact, index, grid, image.shape, fill=7)
-    assert (rebuilt[~(prune_image(np.ones_like(image), keep, grid) == 1)] == 7).all()
-    with pytest.raises(ValueError, match="tile 0"):
-        rebuild_sparse_image([np.zeros((2, 2))] * 4, index, grid, image.shape)
-    with pytest.raises(ValueError, match="tiles for"):
-        rebuild_sparse_image(exact[:2], index, grid, image.shape)
 
 
 # -- figures ---------------------------------------------------------------------------
