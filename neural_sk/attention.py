@@ -726,13 +726,11 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         ndarray of shape (n, image_size, image_size)
             Each study's patch attention, every patch's score repeated over its pixels.
         """
-        from .patches import upsample_patch_scores
+        from .patches import paint_cells
 
-        attention = self.transform(X).attention
-        size = (self.image_size, self.image_size)
-        # The figures' and the lesion metrics' pixel-to-patch rule, so the maps line up.
-        maps = [upsample_patch_scores(a, self.grid_shape_, size) for a in attention]
-        return np.asarray(maps, dtype=attention.dtype).reshape(len(attention), *size)
+        attention = self.transform(X).attention.reshape(-1, *self.grid_shape_)
+        # The pixel-to-patch rule of the figures and the lesion metrics, so the maps line up.
+        return paint_cells(attention, (self.image_size, self.image_size))
 
 
 def reduce_cross_attention(cross: torch.Tensor, token_mask: torch.Tensor, *,

@@ -319,20 +319,27 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fine-tune the encoder and the pooling head on full images.
 
         Parameters
         ----------
         X : DataFrame with an ``image`` column
         y : array-like of shape (n,)
+        sample_weight : array-like of shape (n,), default=None
+            Weight of each study in the training loss, passed to
+            :meth:`AttentionScorer.fit <neural_sk.AttentionScorer.fit>`; None weighs every
+            study alike. In a Pipeline: ``pipe.fit(X, y, clf__sample_weight=w)``, or with
+            metadata routing ``ImageClassifier().set_fit_request(sample_weight=True)``.
 
         Returns
         -------
         self : ImageClassifier
         """
         params = self.get_params()
-        self.scorer_ = AttentionScorer(text_model=None, method="mil", **params).fit(X, y)
+        # Only passed when given, so the scorer's unweighted path stays the default one.
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.scorer_ = AttentionScorer(text_model=None, method="mil", **params).fit(X, y, **weights)
         self.classes_ = self.scorer_.classes_
         return self
 

@@ -24,6 +24,7 @@ __all__ = [
     "cell_of_pixel",
     "as_patch_index",
     "as_patch_grid",
+    "paint_cells",
     "patch_lesion_masks",
     "upsample_patch_scores",
     "prune_image",
@@ -240,10 +241,35 @@ def as_patch_grid(values: Any, grid_shape: Sequence[int], *, name: str = "values
     return arr.reshape(h, w)
 
 
-def _paint(grid: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
-    """Each pixel takes the value of its cell: the one patch-to-pixel rule."""
+def paint_cells(values: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
+    """Give every pixel the value of its grid cell: the one patch-to-pixel rule.
+
+    Parameters
+    ----------
+    values : ndarray of shape (..., h, w)
+        Per-patch values on the grid; leading axes (e.g. studies) are kept.
+    image_shape : tuple of int (H, W)
+        Size of the pixel map.
+
+    Returns
+    -------
+    ndarray of shape (..., H, W), the values' dtype
+        Each pixel's cell value (see :func:`cell_bounds` for the cells).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> paint_cells(np.array([[1, 2]]), (2, 5))
+    array([[1, 1, 2, 2, 2],
+           [1, 1, 2, 2, 2]])
+    """
+    values = np.asarray(values)
+    h, w = values.shape[-2:]
     H, W = (int(v) for v in image_shape)
-    return grid[np.ix_(cell_of_pixel(H, grid.shape[0]), cell_of_pixel(W, grid.shape[1]))]
+    # Repeating each cell by its pixel count is the cell_of_pixel map, and faster than
+    # gathering through it.
+    rows = np.repeat(values, np.diff(cell_bounds(H, h)), axis=-2)
+    return np.repeat(rows, np.diff(cell_bounds(W, w)), axis=-1)
 
 
 def _image(image: Any) -> np.ndarray:
@@ -296,7 +322,7 @@ def upsample_patch_scores(
     H, W = (int(v) for v in image_shape)
     grid = as_patch_grid(scores, (h, w), name="scores").astype(np.float64)
     if mode == "nearest":
-        return _paint(grid, (H, W))
+        return paint_cells(grid, (H, W))
     if mode == "bilinear":
         from scipy.ndimage import map_coordinates
 
@@ -338,7 +364,8 @@ def prune_image(
     """
     arr = _image(image)
     grid = check_grid_shape(grid_shape)
-    kept_pixels = _paint(as_patch_grid(keep_mask, grid, name="keep_mask").astype(bool), arr.shape)
+    keep = as_patch_grid(keep_mask, grid, name="keep_mask").astype(bool)
+    kept_pixels = paint_cells(keep, arr.shape)
     out = np.full_like(arr, fill)
     out[kept_pixels] = arr[kept_pixels]
     return out
