@@ -21,7 +21,6 @@ import numpy as np
 __all__ = [
     "check_grid_shape",
     "cell_bounds",
-    "cell_of_pixel",
     "as_patch_index",
     "as_patch_grid",
     "paint_cells",
@@ -83,29 +82,6 @@ def cell_bounds(size: int, cells: int) -> np.ndarray:
     """
     # Integer floor division avoids float round-off putting a boundary one pixel off.
     return (np.arange(cells + 1, dtype=np.int64) * size) // cells
-
-
-def cell_of_pixel(size: int, cells: int) -> np.ndarray:
-    """The cell each pixel falls in, along one axis.
-
-    Parameters
-    ----------
-    size : int
-        Pixels along the axis.
-    cells : int
-        Cells along the axis.
-
-    Returns
-    -------
-    ndarray of shape (size,), int64
-        Cell index of every pixel (the inverse of :func:`cell_bounds`).
-
-    Examples
-    --------
-    >>> cell_of_pixel(5, 2)
-    array([0, 0, 1, 1, 1])
-    """
-    return np.searchsorted(cell_bounds(size, cells), np.arange(size), side="right") - 1
 
 
 # --------------------------------------------------------------------------------------
@@ -266,8 +242,7 @@ def paint_cells(values: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
     values = np.asarray(values)
     h, w = values.shape[-2:]
     H, W = (int(v) for v in image_shape)
-    # Repeating each cell by its pixel count is the cell_of_pixel map, and faster than
-    # gathering through it.
+    # Each cell repeated by its pixel count: pixel i lands in the cell whose bounds hold it.
     rows = np.repeat(values, np.diff(cell_bounds(H, h)), axis=-2)
     return np.repeat(rows, np.diff(cell_bounds(W, w)), axis=-1)
 

@@ -10,7 +10,7 @@ import pytest
 from neural_sk import AttentionScorer, plotting
 from neural_sk.patches import (
     cell_bounds,
-    cell_of_pixel,
+    paint_cells,
     extract_tiles,
     patch_lesion_masks,
     prune_image,
@@ -37,13 +37,14 @@ def _cell_slices(image_shape, grid, p):
 
 
 # -- the grid --------------------------------------------------------------------------
-def test_cell_of_pixel_inverts_cell_bounds():
+def test_paint_cells_gives_each_pixel_its_cells_value():
     for size, cells in [(50, 7), (37, 4), (2, 3), (64, 64)]:
         bounds = cell_bounds(size, cells)
         assert bounds[0] == 0 and bounds[-1] == size
-        cell = cell_of_pixel(size, cells)
+        painted = paint_cells(np.arange(cells)[None, None, :], (1, size))  # leading axis kept
+        assert painted.shape == (1, 1, size)
         for i in range(cells):
-            assert (cell[bounds[i]:bounds[i + 1]] == i).all()
+            assert (painted[0, 0, bounds[i]:bounds[i + 1]] == i).all()
 
 
 def test_attention_maps_and_plotting_upsample_alike_on_an_uneven_grid(monkeypatch):
