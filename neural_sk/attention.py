@@ -357,7 +357,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     def _lesion_targets(self, X: pd.DataFrame):
         if self.grounding_weight <= 0 or "lesion" not in X.columns:
             return None
-        from .metrics import patch_lesion_masks
+        from .patches import patch_lesion_masks
 
         h, w = self.grid_shape_
         out = torch.zeros((len(X), h * w), dtype=torch.bool)
@@ -726,13 +726,11 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         ndarray of shape (n, image_size, image_size)
             Each study's patch attention, every patch's score repeated over its pixels.
         """
-        studies = self.transform(X)
-        h, w = self.grid_shape_
-        maps = studies.attention.reshape(-1, h, w)
-        reps_y = int(np.ceil(self.image_size / h))
-        reps_x = int(np.ceil(self.image_size / w))
-        up = np.repeat(np.repeat(maps, reps_y, axis=1), reps_x, axis=2)
-        return up[:, : self.image_size, : self.image_size]
+        from .patches import paint_cells
+
+        attention = self.transform(X).attention.reshape(-1, *self.grid_shape_)
+        # The pixel-to-patch rule of the figures and the lesion metrics, so the maps line up.
+        return paint_cells(attention, (self.image_size, self.image_size))
 
 
 def reduce_cross_attention(cross: torch.Tensor, token_mask: torch.Tensor, *,

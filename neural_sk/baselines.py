@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import io
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -23,6 +22,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from neural_sk.attention import AttentionScorer
+from neural_sk.codecs import CODECS, decode_image, encode_image, encode_within
+from neural_sk.datasets.images import ImageReadError, read_image_uint8
 from neural_sk.utils.validation import check_study_frame
 
 __all__ = ["CodecCompressor", "ImageClassifier"]
@@ -31,59 +32,15 @@ __all__ = ["CodecCompressor", "ImageClassifier"]
 # ======================================================================================
 # Codec baseline
 # ======================================================================================
-# Per codec: the default quality, the allowed quality range, and the grid a byte-budget
-# search walks, ordered from lowest to highest fidelity.
-_CODECS: dict[str, dict[str, Any]] = {
-    # The paper's "resource-constrained" training setting.
-    "jpeg": {"default": 10, "range": (1, 100), "grid": np.arange(1, 96)},
-    # Same nominal scale as JPEG, so the two defaults are comparable settings.
-    "webp": {"default": 10, "range": (0, 100), "grid": np.arange(0, 101)},
-    # quality = compression ratio (raw 8-bit bytes / encoded bytes); 20:1 is where JPEG 2000
-    # studies still find chest lesions detectable. Higher ratio = lower fidelity, so the
-    # grid runs from high ratios down.
-    "jpeg2000": {"default": 20.0, "range": (1.0, None), "grid": np.geomspace(2000.0, 1.0, 97)},
-}
-
-
-def _encode(pixels: np.ndarray, codec: str, quality: float) -> bytes:
-    from PIL import Image
-
-    image = Image.fromarray(pixels)
-    buf = io.BytesIO()
-    if codec == "jpeg":
-        image.save(buf, format="JPEG", quality=int(quality))
-    elif codec == "webp":
-        image.save(buf, format="WEBP", quality=int(quality))
-    else:
-        # Raw codestream (no JP2 boxes: only what a decoder needs) and the irreversible
-        # 9/7 wavelet, the usual choice for lossy JPEG 2000.
-        image.save(buf, format="JPEG2000", quality_mode="rates",
-                   quality_layers=[float(quality)], irreversible=True, no_jp2=True)
-    return buf.getvalue()
-
-
-def _decode(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("L"), dtype=np.uint8)
-
-
 def _to_uint8(source: Any, row: Any, image_size: int | None) -> np.ndarray:
     """Read one study's image as 8-bit grayscale, resized to ``image_size`` when given."""
     from PIL import Image
 
-    if isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.ndim == 2:
-        pixels = source
-    else:
-        from neural_sk.datasets import ImageReadError, read_image
-
-        try:
-            image = read_image(source)
-        except (ImageReadError, TypeError) as exc:
-            # Same error type as the reader's, with the row named (the reader names the path).
-            raise type(exc)(f"image of row {row!r}: {exc}") from exc
-        pixels = np.round(image * 255.0).astype(np.uint8)
+    try:
+        pixels = read_image_uint8(source)
+    except (ImageReadError, TypeError) as exc:
+        # Same error type as the reader's, with the row named (the reader names the path).
+        raise type(exc)(f"image of row {row!r}: {exc}") from exc
     if image_size is not None and pixels.shape != (image_size, image_size):
         pixels = np.asarray(
             Image.fromarray(pixels).resize((image_size, image_size), Image.Resampling.BILINEAR)
@@ -159,7 +116,7 @@ class CodecCompressor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
     """
 
     _parameter_constraints: dict = {
-        "codec": [StrOptions(set(_CODECS))],
+        "codec": [StrOptions(set(CODECS))],
         "quality": [Interval(Real, 0, None, closed="left"), None],
         "target_bytes": [Interval(Integral, 1, None, closed="left"), None],
         "image_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -202,7 +159,7 @@ class CodecCompressor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         self : CodecCompressor
             The checked transformer.
         """
-        spec = _CODECS[self.codec]
+        spec = CODECS[self.codec]
         if self.quality is not None and self.target_bytes is not None:
             raise ValueError(
                 "CodecCompressor takes quality or target_bytes, not both; got "
@@ -226,23 +183,6 @@ class CodecCompressor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         if X is not None:
             check_study_frame(X, ["image"])
         return self
-
-    def _search(self, pixels: np.ndarray) -> tuple[bytes, float, bool]:
-        """Highest-fidelity grid setting whose size fits the budget; (data, quality, fits)."""
-        grid = _CODECS[self.codec]["grid"]
-        target = int(self.target_bytes)
-        lo, hi = 0, len(grid) - 1
-        best: tuple[bytes, float] | None = None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            data = _encode(pixels, self.codec, grid[mid])
-            if len(data) <= target:
-                best, lo = (data, float(grid[mid])), mid + 1
-            else:
-                hi = mid - 1
-        if best is None:
-            return _encode(pixels, self.codec, grid[0]), float(grid[0]), False
-        return best[0], best[1], True
 
     def transform(self, X: Any) -> pd.DataFrame:
         """Re-encode every image and report its encoded size.
@@ -271,12 +211,12 @@ class CodecCompressor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         for i, (row, source) in enumerate(zip(X.index, X["image"])):
             pixels = _to_uint8(source, row, self.image_size)
             if self.target_bytes is None:
-                data, used[i] = _encode(pixels, self.codec, self.quality_), self.quality_
+                data, used[i] = encode_image(pixels, self.codec, self.quality_), self.quality_
             else:
-                data, used[i], fits = self._search(pixels)
+                data, used[i], fits = encode_within(pixels, self.codec, self.target_bytes)
                 if not fits:
                     over_budget.append(row)
-            decoded = _decode(data)
+            decoded = decode_image(data)
             if decoded.shape != pixels.shape:  # a codec must never change the geometry
                 raise RuntimeError(
                     f"{self.codec} changed the shape of row {row!r}: "
@@ -379,20 +319,27 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fine-tune the encoder and the pooling head on full images.
 
         Parameters
         ----------
         X : DataFrame with an ``image`` column
         y : array-like of shape (n,)
+        sample_weight : array-like of shape (n,), default=None
+            Weight of each study in the training loss, passed to
+            :meth:`AttentionScorer.fit <neural_sk.AttentionScorer.fit>`; None weighs every
+            study alike. In a Pipeline: ``pipe.fit(X, y, clf__sample_weight=w)``, or with
+            metadata routing ``ImageClassifier().set_fit_request(sample_weight=True)``.
 
         Returns
         -------
         self : ImageClassifier
         """
         params = self.get_params()
-        self.scorer_ = AttentionScorer(text_model=None, method="mil", **params).fit(X, y)
+        # Only passed when given, so the scorer's unweighted path stays the default one.
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.scorer_ = AttentionScorer(text_model=None, method="mil", **params).fit(X, y, **weights)
         self.classes_ = self.scorer_.classes_
         return self
 

@@ -427,7 +427,8 @@ _DOC_CODES = {"GL02", "GL03", "GL05", "GL06", "GL07", "GL08", "GL10", "SS01", "S
               "SS04", "PR01", "PR02", "PR03", "PR04", "PR05", "PR06", "PR10", "RT01", "YD01"}
 # Public classes and top-level functions also need an Examples section.
 _EXAMPLE_CODES = {"EX01"}
-_DOC_MODULES = ["neural_sk.datasets", "neural_sk.text", "neural_sk.metrics",
+_DOC_MODULES = ["neural_sk.datasets", "neural_sk.text", "neural_sk.metrics", "neural_sk.patches",
+                "neural_sk.codecs", "neural_sk.datasets.images",
                 "neural_sk.plotting", "neural_sk.io", "neural_sk.baselines",
                 "neural_sk.utils.estimator_checks"]
 _DOC_REASONS: dict = {}  # qualified name -> why its docstring is a known defect
@@ -505,6 +506,9 @@ def _doctest_modules() -> list[str]:
              "neural_sk.report_graph", "neural_sk.fusion", "neural_sk.gnn",
              "neural_sk.pipeline", "neural_sk.baselines", "neural_sk.metrics",
              "neural_sk.plotting", "neural_sk.io", "neural_sk.utils.estimator_checks"]
+    names += ["neural_sk.patches", "neural_sk.codecs", "neural_sk.metrics.localization",
+              "neural_sk.metrics.bytes", "neural_sk.plotting.images", "neural_sk.plotting.graph",
+              "neural_sk.plotting.curves", "neural_sk.plotting.axes"]
     for package in ("neural_sk.datasets", "neural_sk.text"):
         names.append(package)
         path = importlib.import_module(package).__path__

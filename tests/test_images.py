@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from neural_sk.datasets import read_image
-from neural_sk.datasets.images import ImageReadError, read_images
+from neural_sk.datasets.images import ImageReadError, read_image_uint8, read_images
 
 needs_pydicom = pytest.mark.skipif(importlib.util.find_spec("pydicom") is None,
                                    reason="pydicom (the dicom extra) is not installed")
@@ -204,3 +204,22 @@ def test_read_images_names_the_failing_row(tmp_path):
         read_images([good, tmp_path / "bad.png"], index=["a", "b"])
     with pytest.raises(ImageReadError, match=r"row 1\b.*NaN"):
         read_images([GRADIENT, np.array([[np.nan]])])
+
+
+def test_read_image_uint8_keeps_8bit_grey_and_quantises_the_rest(tmp_path):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert read_image_uint8(grey) is grey  # already 8-bit grey: never re-quantised
+    assert np.shares_memory(read_image_uint8(grey[:, :, None]), grey)
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    deep = (np.arange(20, dtype=np.uint16) * 3000).reshape(4, 5)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    for source in (rgb, tmp_path / "rgb.png", tmp_path / "deep.png", np.linspace(0, 1, 9)[None]):
+        got = read_image_uint8(source)
+        assert got.dtype == np.uint8 and got.ndim == 2
+        # the pipeline's float image, at 8 bits
+        np.testing.assert_array_equal(got, np.round(read_image(source) * 255.0))
+    assert read_image_uint8(deep, keep_uint16=True) is deep
+    assert read_image_uint8(deep).max() == 222  # 57000 / 65535 * 255 = 221.8
+    with pytest.raises(ImageReadError, match="missing.png"):
+        read_image_uint8(tmp_path / "missing.png")

@@ -1,4 +1,4 @@
-"""Plotting: the figures draw what they claim, and the pixel helpers are exact."""
+"""Plotting: the figures draw what they claim (the pixel helpers are tested in test_patches)."""
 
 import matplotlib
 
@@ -12,7 +12,6 @@ import torch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from torch_geometric.data import Data  # noqa: E402
 
-from neural_sk.metrics import patch_lesion_masks  # noqa: E402
 from neural_sk.plotting import (  # noqa: E402
     extract_tiles,
     plot_attention_overlay,
@@ -20,9 +19,7 @@ from neural_sk.plotting import (  # noqa: E402
     plot_localization,
     plot_rate_accuracy,
     prune_image,
-    rebuild_sparse_image,
     show_pruned,
-    upsample_patch_scores,
 )
 
 
@@ -40,71 +37,6 @@ def study():
     keep = np.zeros(24, dtype=bool)
     keep[[0, 7, 13, 23]] = True
     return image, keep, (4, 6)
-
-
-def _cell_slices(image_shape, grid, p):
-    H, W = image_shape
-    h, w = grid
-    r, c = divmod(p, w)
-    return (slice(r * H // h, (r + 1) * H // h), slice(c * W // w, (c + 1) * W // w))
-
-
-# -- pure helpers ----------------------------------------------------------------------
-def test_upsample_nearest_agrees_with_patch_lesion_masks():
-    grid, shape = (5, 7), (23, 31)
-    for p in range(35):
-        onehot = np.zeros(35)
-        onehot[p] = 1
-        pixels = upsample_patch_scores(onehot, grid, shape) > 0.5
-        back = patch_lesion_masks(pixels[None], grid)[0]
-        assert np.flatnonzero(back).tolist() == [p]
-
-
-def test_upsample_bilinear_is_smooth_and_bounded():
-    scores = np.arange(16, dtype=float)
-    up = upsample_patch_scores(scores, (4, 4), (32, 32), mode="bilinear")
-    assert up.shape == (32, 32)
-    assert up.min() >= scores.min() and up.max() <= scores.max()
-    assert np.all(np.diff(up, axis=1) >= 0)  # scores grow along each row
-    with pytest.raises(ValueError, match="mode"):
-        upsample_patch_scores(scores, (4, 4), (8, 8), mode="cubic")
-
-
-def test_prune_image_blanks_exactly_the_other_cells(study):
-    image, keep, grid = study
-    pruned = prune_image(image, keep, grid)
-    for p in range(24):
-        cell = _cell_slices(image.shape, grid, p)
-        if keep[p]:
-            np.testing.assert_array_equal(pruned[cell], image[cell])
-        else:
-            assert (pruned[cell] == 0).all(), f"patch {p} should be blanked"
-
-
-def test_tiles_round_trip(study):
-    image, keep, grid = study
-    tiles, index = extract_tiles(image, keep, grid)
-    assert tiles.shape == (4, 10, 9)  # largest cell: ceil(37/4) x ceil(50/6)
-    np.testing.assert_array_equal(index, np.flatnonzero(keep))
-    rebuilt = rebuild_sparse_image(tiles, index, grid, image.shape)
-    np.testing.assert_array_equal(rebuilt, prune_image(image, keep, grid))
-    assert rebuilt.dtype == image.dtype
-    # all patches -> the original image exactly
-    all_tiles, all_index = extract_tiles(image, np.arange(24), grid)
-    rebuilt_all = rebuild_sparse_image(all_tiles, all_index, grid, image.shape)
-    np.testing.assert_array_equal(rebuilt_all, image)
-
-
-def test_rebuild_accepts_exact_size_tiles_and_rejects_small_ones(study):
-    image, keep, grid = study
-    index = np.flatnonzero(keep)
-    exact = [image[_cell_slices(image.shape, grid, p)] for p in index]
-    rebuilt = rebuild_sparse_image(exact, index, grid, image.shape, fill=7)
-    assert (rebuilt[~(prune_image(np.ones_like(image), keep, grid) == 1)] == 7).all()
-    with pytest.raises(ValueError, match="tile 0"):
-        rebuild_sparse_image([np.zeros((2, 2))] * 4, index, grid, image.shape)
-    with pytest.raises(ValueError, match="tiles for"):
-        rebuild_sparse_image(exact[:2], index, grid, image.shape)
 
 
 # -- figures ---------------------------------------------------------------------------
@@ -184,6 +116,92 @@ def test_plot_graph_report_only_and_visual_only():
     ax = plot_graph(visual)
     assert len(ax.collections[0].get_segments()) == 0
     assert len(ax.collections[1].get_offsets()) == 2
+
+
+@pytest.fixture(scope="module")
+def report_graph():
+    from neural_sk import ReportGraphBuilder
+
+    text = ("Right lower lobe consolidation with atelectasis. Possible pneumonia. "
+            "No pneumothorax.")
+    return ReportGraphBuilder().fit().transform([text]).report_graphs[0]
+
+
+def _groups(ax):
+    """Legend label -> names of the report nodes drawn in that scatter."""
+    out = {}
+    for scatter in ax.collections[1:]:
+        xy = [tuple(p) for p in np.asarray(scatter.get_offsets())]
+        out[scatter.get_label()] = {t.get_text() for t in ax.texts if tuple(t.xy) in xy}
+    return out
+
+
+def test_plot_graph_draws_each_finding_by_its_status(report_graph):
+    # ReportGraphBuilder writes node_status (-1 for anatomy); plot_graph reads it.
+    ax = plot_graph(report_graph)
+    assert _groups(ax) == {"present": {"consolidation", "atelectasis"},
+                           "absent": {"pneumothorax"}, "uncertain": {"pneumonia"},
+                           "anatomy": {"right-lower-lobe"}}
+    styles = {c.get_label(): (tuple(c.get_facecolor()[0]), c.get_paths()[0].vertices.tobytes())
+              for c in ax.collections[1:]}
+    assert len(set(styles.values())) == len(styles)  # colour and marker differ per group
+
+
+def test_plot_graph_fused_with_status_over_every_node(report_graph):
+    m = report_graph.num_nodes
+    fused = Data(x=torch.zeros(2 + m, 2),
+                 edge_index=torch.cat([torch.tensor([[0, 1, 1, 3], [1, 0, 3, 1]]),
+                                       report_graph.edge_index + 2], dim=1),
+                 node_type=torch.tensor([0, 0] + [1] * m),
+                 pos=torch.cat([torch.tensor([[0.0, 0.0], [0.0, 1.0]]),
+                                torch.full((m, 2), float("nan"))]),
+                 node_names=report_graph.node_names,
+                 node_status=torch.cat([torch.tensor([-1, -1]), report_graph.node_status]))
+    ax = plot_graph(fused, grid_shape=(4, 4))
+    assert ax.collections[1].get_label() == "image patch"
+    assert len(ax.collections[1].get_offsets()) == 2
+    assert _groups(ax)["present"] == {"consolidation", "atelectasis"}
+    assert _groups(ax)["anatomy"] == {"right-lower-lobe"}
+
+
+def test_plot_graph_report_edges_are_distinct_arcs_and_anatomy_links_stand_out(report_graph):
+    ax = plot_graph(report_graph)
+    column = np.asarray(ax.collections[1].get_offsets())[0, 0]
+    paths = ax.collections[0].get_segments()
+    pairs = np.unique(np.sort(report_graph.edge_index.numpy().T, axis=1), axis=0)
+    assert len(paths) == len(pairs) >= 3
+    for path in paths:
+        # an arc leaving the column, on the side away from the labels
+        assert len(path) > 2 and path[:, 0].min() < column - 0.1
+        assert path[:, 0].max() <= column + 1e-9
+    assert len({p.tobytes() for p in paths}) == len(paths)
+    colours = [tuple(c) for c in ax.collections[0].get_colors()]
+    status = report_graph.node_status.numpy()
+    located = (status[pairs] == -1).any(axis=1)
+    assert located.any() and (~located).any()
+    assert {colours[i] for i in np.flatnonzero(located)}.isdisjoint(
+        colours[i] for i in np.flatnonzero(~located))
+
+
+def test_plot_graph_legend_covers_nothing(report_graph):
+    m = report_graph.num_nodes
+    edges = torch.cat([torch.tensor([[0, 1, 2], [1, 2, 3]]), report_graph.edge_index + 3], dim=1)
+    fused = Data(x=torch.zeros(3 + m, 2), edge_index=edges,
+                 node_type=torch.tensor([0, 0, 0] + [1] * m),
+                 pos=torch.tensor([[13.0, 0.0], [13.0, 1.0], [12.0, 13.0]]),
+                 node_names=report_graph.node_names,
+                 node_status=report_graph.node_status)  # of the report nodes only
+    fig, ax = plt.subplots(figsize=(5, 4))
+    plot_graph(fused, ax=ax, grid_shape=(14, 14))
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert not legend.overlaps(ax.get_window_extent())
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert {"image patch", "present", "absent", "uncertain", "anatomy", "image grid",
+            "image-report link", "co-occurrence", "located-at"} <= labels
+    box = ax.get_window_extent()
+    for text in ax.texts:  # the node names fit inside the Axes
+        assert text.get_window_extent().x1 <= box.x1 + 1, text.get_text()
 
 
 def test_plot_rate_accuracy_lines_per_method():

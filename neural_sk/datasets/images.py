@@ -1,5 +1,8 @@
 """Read chest X-ray images (PNG, JPEG, 8/16-bit, DICOM, arrays) as float32 grey levels in [0, 1].
 
+:func:`read_image` is the one reader; :func:`read_image_uint8` gives the same image as 8-bit
+grey, the form the codecs, the archive's pixel tiles and the lossless byte counts work on.
+
 DICOM needs the ``dicom`` extra (``pip install "neural-sk[dicom]"``); pydicom is imported only
 when a DICOM file is read.
 """
@@ -14,7 +17,7 @@ from typing import Any, Union
 
 import numpy as np
 
-__all__ = ["ImageReadError", "read_image", "read_images"]
+__all__ = ["ImageReadError", "read_image", "read_image_uint8", "read_images"]
 
 ImageSource = Union[str, "os.PathLike[str]", np.ndarray]
 
@@ -88,6 +91,46 @@ def read_image(source: ImageSource) -> np.ndarray:
         f"image source must be a path (str or os.PathLike) or a numpy array, "
         f"got {type(source).__name__}"
     )
+
+
+def read_image_uint8(source: ImageSource, *, keep_uint16: bool = False) -> np.ndarray:
+    """Read one image as 8-bit grey levels: :func:`read_image` scaled to 0..255 and rounded.
+
+    A 2-D uint8 array (or one of shape (H, W, 1)) is returned as it is, without a copy, so
+    images that are already 8-bit grey are never re-quantised.
+
+    Parameters
+    ----------
+    source : str, path-like or ndarray
+        Anything :func:`read_image` reads.
+    keep_uint16 : bool, default=False
+        Return a 2-D uint16 array as it is too (for lossless 16-bit storage) instead of
+        scaling it down to 8 bits.
+
+    Returns
+    -------
+    image : ndarray of uint8 (or uint16 with ``keep_uint16``) of shape (H, W)
+        Grey levels.
+
+    Raises
+    ------
+    ImageReadError
+        As :func:`read_image`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> read_image_uint8(np.array([[0.0, 0.5], [0.999, 1.0]]))
+    array([[  0, 128],
+           [255, 255]], dtype=uint8)
+    >>> read_image_uint8(np.full((2, 2), 1000, dtype=np.uint16), keep_uint16=True).dtype
+    dtype('uint16')
+    """
+    if isinstance(source, np.ndarray):
+        arr = source[:, :, 0] if source.ndim == 3 and source.shape[2] == 1 else source
+        if arr.ndim == 2 and (arr.dtype == np.uint8 or (keep_uint16 and arr.dtype == np.uint16)):
+            return arr
+    return np.round(read_image(source) * 255.0).astype(np.uint8)
 
 
 def read_images(sources: Sequence[ImageSource], *,
