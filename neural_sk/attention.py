@@ -18,7 +18,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .models.data import image_batches, read_pixels
+from .models.data import image_batches, read_pixels, read_reports
 from .models.presets import ENCODER_PRESETS, TEXT_PRESETS
 from .models.scoring import (complete_reports, generate_text, patch_features,
                              reduce_cross_attention,  # noqa: F401 (public here)
@@ -26,9 +26,8 @@ from .models.scoring import (complete_reports, generate_text, patch_features,
 from .models.training import TrainingConfig, jpeg_degrade, train_vision_language
 from .models.vlm import build_vision_language_model, encode_reports, state_digest
 from .studies import StudySet
-from .text.sections import observation_text
 from .utils.device import resolve_device, seed_everything
-from .utils.validation import check_reports, check_study_frame
+from .utils.validation import check_study_frame
 
 __all__ = ["AttentionScorer"]
 
@@ -255,9 +254,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         """
         text = self.text_model is not None
         X = check_study_frame(X, ["image", "report"] if text else ["image"])
-        reports = check_reports(X["report"].tolist(), index=list(X.index)) if text else None
-        if reports is not None:
-            reports = [observation_text(r) for r in reports]
+        reports = read_reports(X["report"].tolist(), index=list(X.index)) if text else None
         self._check_method(y)
         seed = seed_everything(self.random_state)
         device = resolve_device(self.device)
@@ -286,7 +283,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
 
     def _check_method(self, y) -> None:
         """Parameter combinations that cannot work fail before anything is built."""
-        if self.text_model is None and (self.method == "cross_attention" or self.keep_token_attention):
+        needs_decoder = self.method == "cross_attention" or self.keep_token_attention
+        if self.text_model is None and needs_decoder:
             raise ValueError(
                 "method='cross_attention' and keep_token_attention need a decoder: "
                 "set text_model (e.g. 'tiny')"
@@ -427,18 +425,9 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         """The batch's reports; with on_error='skip' a bad one is recorded and left empty."""
         if "report" not in part.columns or self.report_source == "generated":
             return [""] * len(part)
-        allow_empty = self.report_source == "auto" or self.tokenizer_ is None
-        out = []
-        for k, (row, report) in enumerate(zip(part.index, part["report"].tolist())):
-            try:
-                checked = check_reports([report], allow_empty=allow_empty, index=[row])[0]
-                out.append(observation_text(checked))
-            except (TypeError, ValueError) as exc:
-                if self.on_error == "raise":
-                    raise
-                errors[start + k] = errors[start + k] or f"{type(exc).__name__}: {exc}"
-                out.append("")
-        return out
+        return read_reports(part["report"].tolist(), index=list(part.index),
+                            allow_empty=self.report_source == "auto" or self.tokenizer_ is None,
+                            errors=errors if self.on_error == "skip" else None, offset=start)
 
     # -- conveniences --------------------------------------------------------------------
     def generate_reports(self, X) -> list[str]:
@@ -457,8 +446,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             raise ValueError("this scorer was fitted with text_model=None: it has no decoder")
         X = check_study_frame(X, ["image"])
         with self._model_on_device() as (model, device):
-            return [text for _, _, pixels in self._batches(X) for text in generate_text(
-                model, self.tokenizer_, patch_features(model, pixels, device), self.max_report_tokens)]
+            return [text for _, _, pixels in self._batches(X)
+                    for text in generate_text(model, self.tokenizer_,
+                                              patch_features(model, pixels, device),
+                                              self.max_report_tokens)]
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the stage-1 classification head, from all patches.

@@ -1,4 +1,5 @@
-"""Studies to model input: images read as uint8 tensors, batch by batch, the next one read ahead."""
+"""Studies to model input: images as uint8 tensors (batch by batch, the next read ahead), and
+reports as the text the model reads. A bad study raises naming its row, or is recorded."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from .encoders import images_to_tensor
 
-__all__ = ["image_batches", "read_pixels"]
+__all__ = ["image_batches", "read_pixels", "read_reports"]
 
 
 def read_pixels(sources: Sequence, image_size: int, *, index: Sequence | None = None,
@@ -45,6 +46,33 @@ def read_pixels(sources: Sequence, image_size: int, *, index: Sequence | None = 
             errors[offset + k] = f"row {row!r}{where}: {type(exc).__name__}: {exc}"
             images.append(np.zeros((image_size, image_size), np.float32))
     return images_to_tensor(images, image_size)
+
+
+def read_reports(reports: Sequence, *, index: Sequence | None = None, allow_empty: bool = False,
+                 errors: list | None = None, offset: int = 0) -> list[str]:
+    """Check reports and keep what the image shows (:func:`neural_sk.text.observation_text`).
+
+    The clinical-context sections (indication, history, comparison, technique) are left out:
+    the referral is not what the image shows, and its "evaluate for pneumonia" would leak
+    the label. A non-string report, or an empty one unless ``allow_empty``, raises naming its
+    row; with an ``errors`` list it is recorded at ``errors[offset + k]`` (unless that study
+    already has an error) and read as ``""``.
+    """
+    from ..text.sections import observation_text
+    from ..utils.validation import check_reports
+
+    index = list(range(len(reports))) if index is None else list(index)
+    out = []
+    for k, (row, report) in enumerate(zip(index, reports)):
+        try:
+            checked = check_reports([report], allow_empty=allow_empty, index=[row])[0]
+            out.append(observation_text(checked))
+        except (TypeError, ValueError) as exc:
+            if errors is None:
+                raise
+            errors[offset + k] = errors[offset + k] or f"{type(exc).__name__}: {exc}"
+            out.append("")
+    return out
 
 
 def image_batches(sources: Sequence, image_size: int, batch_size: int, *,
