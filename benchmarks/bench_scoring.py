@@ -76,9 +76,10 @@ def _reference_scores(scorer, frame: pd.DataFrame, device) -> np.ndarray:
 
 def _model_only(scorer, pixels: torch.Tensor, reports: list[str], device) -> float:
     from neural_sk.models.encoders import normalize
+    from neural_sk.models.vlm import encode_reports
 
     model = scorer.model_.to(device).eval()
-    labels = scorer._tokenize(reports)[0]
+    labels = encode_reports(scorer.tokenizer_, reports, scorer.max_report_tokens)[0]
     batches = range(0, len(pixels), scorer.batch_size)
     start = time.perf_counter()
     with torch.inference_mode():

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .presets import ENCODER_PRESETS, TINY_SWIN, TINY_SWIN_NORMALIZATION
+
 __all__ = [
     "ENCODER_PRESETS",
     "VisionEncoder",
@@ -25,7 +27,6 @@ __all__ = [
     "resolve_local_dir",
 ]
 
-ENCODER_PRESETS = ("efficientnet-lite0", "tiny-swin")
 TRAIN_ENCODER_OPTIONS = ("last_stage", "all", "none")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -263,15 +264,12 @@ def _last_stage_module(backbone: nn.Module) -> nn.Module | None:
 def _tiny_swin(image_size: int) -> HFEncoder:
     from transformers import SwinConfig, SwinModel
 
-    # patch 4 and two merges give stride 16, the same grid as the CNN preset.
     window = 7 if (image_size // 16) % 7 == 0 else 4
-    config = SwinConfig(
-        image_size=image_size, patch_size=4, num_channels=1, embed_dim=24,
-        depths=[1, 1, 2], num_heads=[2, 2, 4], window_size=window, mlp_ratio=2.0,
-        drop_path_rate=0.0, attn_implementation="eager",
-    )
+    config = SwinConfig(image_size=image_size, window_size=window, attn_implementation="eager",
+                        **TINY_SWIN)
+    mean, std = TINY_SWIN_NORMALIZATION
     return HFEncoder(SwinModel(config, add_pooling_layer=False), image_size, "tiny-swin",
-                     in_channels=1, mean=(0.5,), std=(0.25,))
+                     in_channels=TINY_SWIN["num_channels"], mean=mean, std=std)
 
 
 def _local_encoder(path: Path, image_size: int) -> HFEncoder:

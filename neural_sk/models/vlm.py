@@ -8,17 +8,27 @@ multiple-instance (MIL) head classifies the label from the unprojected patch fea
 
 from __future__ import annotations
 
+import hashlib
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from .encoders import VisionEncoder, resolve_local_dir
+from .encoders import VisionEncoder, build_encoder, resolve_local_dir
+from .presets import TINY_T5, uses_channels_last
 
-__all__ = ["GatedAttentionMIL", "VisionLanguageModel", "build_decoder", "cross_attention_modules"]
-
-TEXT_PRESETS = ("tiny",)
+__all__ = [
+    "GatedAttentionMIL",
+    "VisionLanguageModel",
+    "build_decoder",
+    "build_vision_language_model",
+    "cross_attention_modules",
+    "encode_reports",
+    "state_digest",
+]
 
 
 class GatedAttentionMIL(nn.Module):
@@ -66,14 +76,11 @@ def build_decoder(text_model: str, vocab_size: int | None = None, pad_token_id: 
     from transformers import AutoModelForSeq2SeqLM, T5Config, T5ForConditionalGeneration
 
     if text_model == "tiny":
-        config = T5Config(
-            vocab_size=vocab_size, d_model=128, d_kv=32, d_ff=256, num_layers=2,
-            num_decoder_layers=2, num_heads=4, dropout_rate=0.1, pad_token_id=pad_token_id,
-            eos_token_id=eos_token_id, decoder_start_token_id=pad_token_id,
-            feed_forward_proj="relu", tie_word_embeddings=True,
-            # num_layers sizes the generation cache too, so it matches the decoder depth
-            # although the text encoder is never run.
-        )
+        # num_layers sizes the generation cache too, so it matches the decoder depth although
+        # the text encoder is never run.
+        config = T5Config(vocab_size=vocab_size, pad_token_id=pad_token_id,
+                          eos_token_id=eos_token_id, decoder_start_token_id=pad_token_id,
+                          **TINY_T5)
         config._attn_implementation = "eager"
         model = T5ForConditionalGeneration(config)
     else:
@@ -166,8 +173,24 @@ class VisionLanguageModel(nn.Module):
             )
         return captured[-1]
 
+    def patch_scores(self, features: torch.Tensor, method: str,
+                     classes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits [B, C] and one score per patch [B, P] from the classification head.
+
+        ``method="mil"`` gives the head's attention weights; ``"cam"`` the softmax of the
+        class activation for ``classes`` (the true labels in training, the predicted class
+        when None).
+        """
+        logits, weights = self.head(features)
+        if method == "cam":
+            if classes is None:
+                classes = logits.argmax(-1)
+            weights = self.head.class_activation(features, classes).softmax(-1)
+        return logits, weights
+
     @torch.no_grad()
     def generate(self, features: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        """Greedy report token ids [B, T] written from patch features [B, P, d]."""
         ones = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
         return self.decoder.generate(
             encoder_outputs=self.memory(features), attention_mask=ones,
@@ -175,20 +198,95 @@ class VisionLanguageModel(nn.Module):
         )
 
 
-def shift_feature_maps(hidden: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Randomly translate each [C, h, w] map by up to ``max_shift`` cells, zero-filling the edge.
+def build_vision_language_model(vision_model: str, text_model: str | None, *,
+                                reports: Sequence[str] | None, n_classes: int,
+                                image_size: int = 224, train_encoder: str = "last_stage",
+                                feature_stage: int = 16, position_embedding: bool = True):
+    """Build the stage-1 model and its tokenizer from descriptions (presets or directories).
 
-    Augmentation on cached stride-16 maps: a one-cell shift is a 16-pixel translation of the
-    image, which the frozen convolutional prefix commutes with away from the border.
+    Parameters
+    ----------
+    vision_model, text_model : str or None
+        As in :class:`~neural_sk.AttentionScorer`; ``text_model=None`` gives an image-only model.
+    reports : sequence of str or None
+        The training reports: the ``"tiny"`` preset trains its word-level tokenizer on them.
+    n_classes : int
+        Width of the classification head; 0 for none.
+    image_size, train_encoder, feature_stage, position_embedding
+        As in :class:`~neural_sk.AttentionScorer`.
+
+    Returns
+    -------
+    model : VisionLanguageModel
+        Random layers are drawn from torch's default generator, in a fixed order.
+    tokenizer : transformers.PreTrainedTokenizerFast or None
     """
-    if max_shift <= 0:
-        return hidden
-    B = hidden.shape[0]
-    shifts = torch.randint(-max_shift, max_shift + 1, (B, 2), generator=generator)
-    pad = F.pad(hidden, (max_shift,) * 4)
-    h, w = hidden.shape[-2:]
-    out = torch.empty_like(hidden)
-    for b in range(B):  # a loop over the batch, not over patches
-        dy, dx = int(shifts[b, 0]), int(shifts[b, 1])
-        out[b] = pad[b, :, max_shift + dy : max_shift + dy + h, max_shift + dx : max_shift + dx + w]
-    return out
+    encoder = build_encoder(vision_model, image_size=image_size, train_encoder=train_encoder,
+                            feature_stage=int(feature_stage))
+    if text_model is None:
+        tokenizer = decoder = None
+    elif text_model == "tiny":
+        from ..text.tokenizer import train_report_tokenizer
+
+        tokenizer = train_report_tokenizer(reports)
+        decoder = build_decoder("tiny", vocab_size=len(tokenizer),
+                                pad_token_id=tokenizer.pad_token_id,
+                                eos_token_id=tokenizer.eos_token_id)
+    else:
+        from transformers import AutoTokenizer
+
+        path = resolve_local_dir(text_model, param="text_model")
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        decoder = build_decoder(str(path))
+    model = VisionLanguageModel(encoder, decoder, n_classes, position_embedding=position_embedding)
+    if uses_channels_last(encoder.name):
+        model = model.to(memory_format=torch.channels_last)
+    return model, tokenizer
+
+
+def encode_reports(tokenizer, reports: Sequence[str], max_tokens: int, *,
+                   warn_rows: Sequence | None = None):
+    """Tokenise reports for the decoder, warning about those cut at ``max_tokens``.
+
+    Parameters
+    ----------
+    tokenizer : transformers.PreTrainedTokenizerFast
+    reports : sequence of str
+    max_tokens : int
+        Longer reports are truncated.
+    warn_rows : sequence, optional
+        Row labels of ``reports``; when given, truncated reports are named in a warning.
+
+    Returns
+    -------
+    labels : Tensor [n, T]
+        Token ids, -100 at padding (the decoder's loss ignores it).
+    offsets : Tensor [n, T, 2]
+        Character span of each token in its report.
+    mask : Tensor [n, T]
+        1 for real tokens, 0 for padding.
+    """
+    enc = tokenizer(list(reports), padding=True, truncation=True, max_length=max_tokens,
+                    return_offsets_mapping=True, return_tensors="pt")
+    at_limit = np.flatnonzero(enc["attention_mask"].sum(1).numpy() >= max_tokens)
+    if warn_rows is not None and len(at_limit):
+        # Only reports that fill the limit can have been cut: tokenise those again whole.
+        full = tokenizer([reports[i] for i in at_limit], truncation=False)["input_ids"]
+        long_rows = [warn_rows[i] for i, ids in zip(at_limit, full) if len(ids) > max_tokens]
+        if long_rows:
+            warnings.warn(
+                f"{len(long_rows)} report(s) exceed max_report_tokens={max_tokens} "
+                f"and were truncated (rows {long_rows[:10]}{'...' if len(long_rows) > 10 else ''})",
+                stacklevel=4,
+            )
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    return labels, enc["offset_mapping"], enc["attention_mask"]
+
+
+def state_digest(model: nn.Module) -> str:
+    """A short hash of every tensor of ``model``'s state: the identity of fitted weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,106 @@
+"""Studies to model input: images as uint8 tensors (batch by batch, the next read ahead), and
+reports as the text the model reads. A bad study raises naming its row, or is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from .encoders import images_to_tensor
+
+__all__ = ["image_batches", "read_pixels", "read_reports"]
+
+
+def read_pixels(sources: Sequence, image_size: int, *, index: Sequence | None = None,
+                errors: list | None = None, offset: int = 0) -> torch.Tensor:
+    """Read images (arrays or paths) into one uint8 tensor [n, S, S].
+
+    Parameters
+    ----------
+    sources : sequence of ndarray or path
+    image_size : int
+        Side every image is resized to.
+    index : sequence, optional
+        Row labels of ``sources``, named in errors.
+    errors : list, optional
+        None: an unreadable image raises (naming its row and path). A list: the reason is
+        written at ``errors[offset + k]`` and the image is read as blank, so no study is
+        dropped.
+    offset : int, default=0
+        Position of ``sources[0]`` in ``errors``.
+    """
+    from ..datasets.images import read_image, read_images
+
+    index = list(range(len(sources))) if index is None else list(index)
+    if errors is None:
+        return images_to_tensor(read_images(list(sources), index=index), image_size)
+    images = []
+    for k, (row, source) in enumerate(zip(index, sources)):
+        try:
+            images.append(read_image(source))
+        except Exception as exc:  # recorded per study, never dropped
+            where = f" ({source})" if isinstance(source, str) else ""
+            errors[offset + k] = f"row {row!r}{where}: {type(exc).__name__}: {exc}"
+            images.append(np.zeros((image_size, image_size), np.float32))
+    return images_to_tensor(images, image_size)
+
+
+def read_reports(reports: Sequence, *, index: Sequence | None = None, allow_empty: bool = False,
+                 errors: list | None = None, offset: int = 0) -> list[str]:
+    """Check reports and keep what the image shows (:func:`neural_sk.text.observation_text`).
+
+    The clinical-context sections (indication, history, comparison, technique) are left out:
+    the referral is not what the image shows, and its "evaluate for pneumonia" would leak
+    the label. A non-string report, or an empty one unless ``allow_empty``, raises naming its
+    row; with an ``errors`` list it is recorded at ``errors[offset + k]`` (unless that study
+    already has an error) and read as ``""``.
+    """
+    from ..text.sections import observation_text
+    from ..utils.validation import check_reports
+
+    index = list(range(len(reports))) if index is None else list(index)
+    out = []
+    for k, (row, report) in enumerate(zip(index, reports)):
+        try:
+            checked = check_reports([report], allow_empty=allow_empty, index=[row])[0]
+            out.append(observation_text(checked))
+        except (TypeError, ValueError) as exc:
+            if errors is None:
+                raise
+            errors[offset + k] = errors[offset + k] or f"{type(exc).__name__}: {exc}"
+            out.append("")
+    return out
+
+
+def image_batches(sources: Sequence, image_size: int, batch_size: int, *,
+                  index: Sequence | None = None, errors: list | None = None,
+                  desc: str | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(start, pixels)`` for consecutive batches of images, reading the next meanwhile.
+
+    Decoding the next batch in a thread overlaps with the caller's work on this one (PIL and
+    torch both release the GIL). ``index`` and ``errors`` are as in :func:`read_pixels`;
+    ``desc`` shows a progress bar with that title.
+    """
+    n = len(sources)
+    index = list(range(n)) if index is None else list(index)
+
+    def read(start):
+        stop = min(start + batch_size, n)
+        return read_pixels(sources[start:stop], image_size, index=index[start:stop],
+                           errors=errors, offset=start)
+
+    starts = range(0, n, batch_size)
+    if desc is not None:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=desc, unit="batch")
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = None
+        for start in starts:
+            pixels = (pending or reader.submit(read, start)).result()
+            following = start + batch_size
+            pending = reader.submit(read, following) if following < n else None
+            yield start, pixels
