@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .entities import OBSERVATIONS, extract_entities
+from .entities import extract_entities
+from .lexicon import OBSERVATIONS
 
 __all__ = ["label_reports"]
 
