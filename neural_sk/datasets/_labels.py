@@ -19,23 +19,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-#: The 14 CheXpert observations, in the kebab-case spelling of ``neural_sk.text.entities``.
-OBSERVATIONS: tuple[str, ...] = (
-    "no-finding",
-    "enlarged-cardiomediastinum",
-    "cardiomegaly",
-    "lung-lesion",
-    "lung-opacity",
-    "edema",
-    "consolidation",
-    "pneumonia",
-    "atelectasis",
-    "pneumothorax",
-    "pleural-effusion",
-    "pleural-other",
-    "fracture",
-    "support-devices",
-)
+from ..text.lexicon import OBSERVATIONS, normalize_observation
 
 UNCERTAIN_POLICIES = ("drop", "positive", "negative")
 SECTIONS = ("impression", "findings", "both", "full")
@@ -96,26 +80,6 @@ def warn_dropped(source: str, ids: Sequence[object], reason: str, *, what: str =
         return
     warnings.warn(f"{source}: dropped {len(ids)} {what} ({reason}): {format_ids(ids)}",
                   UserWarning, stacklevel=stacklevel)
-
-
-def normalize_observation(name: str) -> str:
-    """Spell an observation name the way ``OBSERVATIONS`` does.
-
-    ``"Pleural Effusion"``, ``"pleural_effusion"`` and ``"pleural-effusion"`` are the same
-    observation; the CheXpert file's ``"Support Devices"`` and a singular ``"support device"``
-    both become ``"support-devices"``.
-
-    Examples
-    --------
-    >>> normalize_observation("Pleural Effusion")
-    'pleural-effusion'
-    >>> normalize_observation("Enlarged_Cardiomediastinum")
-    'enlarged-cardiomediastinum'
-    """
-    key = re.sub(r"[\s_\-]+", "-", str(name).strip().lower())
-    if key == "support-device":
-        key = "support-devices"
-    return key
 
 
 def find_target_column(columns: Iterable[object], target: str, *, source: str,

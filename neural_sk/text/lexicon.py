@@ -14,7 +14,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["load_lexicon", "OBSERVATIONS", "ANATOMY", "CONCEPTS", "STATUSES"]
+__all__ = ["load_lexicon", "normalize_observation", "OBSERVATIONS", "ANATOMY", "CONCEPTS",
+           "STATUSES"]
 
 #: The status a finding mention can have.
 STATUSES = ("present", "absent", "uncertain")
@@ -55,6 +56,26 @@ OBSERVATIONS: tuple[str, ...] = tuple(load_lexicon()["observations"])
 ANATOMY: tuple[str, ...] = _anatomy_names(load_lexicon())
 #: Observations then anatomy: the concept vocabulary of report graphs.
 CONCEPTS: tuple[str, ...] = OBSERVATIONS + ANATOMY
+
+
+def normalize_observation(name: str) -> str:
+    """Spell an observation name the way :data:`OBSERVATIONS` does.
+
+    ``"Pleural Effusion"``, ``"pleural_effusion"`` and ``"pleural-effusion"`` are the same
+    observation; the CheXpert file's ``"Support Devices"`` and a singular ``"support device"``
+    both become ``"support-devices"``.
+
+    Examples
+    --------
+    >>> normalize_observation("Pleural Effusion")
+    'pleural-effusion'
+    >>> normalize_observation("Enlarged_Cardiomediastinum")
+    'enlarged-cardiomediastinum'
+    """
+    key = re.sub(r"[\s_\-]+", "-", str(name).strip().lower())
+    if key == "support-device":
+        key = "support-devices"
+    return key
 
 
 _VOWEL_Y = re.compile(r"[aeiou]y$")
