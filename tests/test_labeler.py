@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neural_sk.text import OBSERVATIONS, label_reports
+from neural_sk.text import OBSERVATIONS, label_reports, labels_from_reports
 
 NAN = np.nan
 
@@ -93,3 +93,70 @@ def test_agrees_with_the_chexpert_labeler_on_definite_findings(iu_reports_path):
         tp = np.sum(ours & ref)
         f1 = 2 * tp / (ours.sum() + ref.sum())
         assert f1 > 0.8, (name, f1)
+
+
+# Real IU X-ray report texts (from ../shared/data/iu_reports): a hedged pneumonia beside a
+# definite opacity, a chronic finding with negations, and a focal opacity with negations.
+IU_REPORTS = [
+    "FINDINGS: Vague increased opacity which appears to be within the left lower lobe. Question "
+    "of this could be developing or resolving pneumonia. Lungs are otherwise clear. No pleural "
+    "effusions or pneumothoraces.",
+    "FINDINGS: Stable cardiomegaly with vascular prominence without overt edema. No focal "
+    "airspace disease. No large pleural effusion or pneumothorax.\nIMPRESSION: Stable "
+    "cardiomegaly without overt pulmonary edema.",
+    "FINDINGS: The heart is normal in size and contour. There is focal airspace disease in the "
+    "right middle lobe. There is no pneumothorax or effusion.",
+]
+ASKED = ["pneumonia", "lung-opacity", "pleural-effusion", "cardiomegaly", "edema", "fracture"]
+
+
+@pytest.mark.parametrize("uncertain, hedged_target, hedged_known", [
+    ("ignore", 0, False), ("ones", 1, True), ("zeros", 0, True)])
+def test_labels_from_reports_targets_and_mask(uncertain, hedged_target, hedged_known):
+    y, mask = labels_from_reports(IU_REPORTS, observations=ASKED, uncertain=uncertain)
+    assert list(y.columns) == ASKED and list(mask.columns) == ASKED
+    assert y.dtypes.eq(np.int64).all() and mask.dtypes.eq(bool).all()
+    expected_y = [[hedged_target, 1, 0, 0, 0, 0],
+                  [0, 0, 0, 1, 0, 0],
+                  [0, 1, 0, 0, 0, 0]]
+    expected_mask = [[hedged_known, True, True, False, False, False],
+                     [False, True, True, True, True, False],   # pneumonia, fracture unsaid
+                     [False, True, True, True, False, False]]
+    np.testing.assert_array_equal(y.to_numpy(), expected_y)
+    np.testing.assert_array_equal(mask.to_numpy(), expected_mask)
+    assert not y.to_numpy()[~mask.to_numpy()].any()  # unknown entries are 0
+
+
+def test_labels_from_reports_follow_label_reports_and_keep_the_index():
+    reports = pd.Series(IU_REPORTS, index=["a", "b", "c"])
+    y, mask = labels_from_reports(reports)  # all 14, U-Ignore
+    raw = label_reports(reports)
+    assert list(y.columns) == list(OBSERVATIONS) and list(y.index) == ["a", "b", "c"]
+    np.testing.assert_array_equal(mask.to_numpy(), raw.isin([0.0, 1.0]).to_numpy())
+    np.testing.assert_array_equal(y.where(mask).to_numpy(), raw.where(raw != -1).to_numpy())
+    assert mask["no-finding"].all()  # derived: always known
+
+
+def test_labels_from_reports_spellings_and_errors():
+    y, _ = labels_from_reports(IU_REPORTS[:1], observations="Lung Opacity")
+    assert list(y.columns) == ["lung-opacity"] and y.iloc[0, 0] == 1
+    with pytest.raises(ValueError, match="uncertain must be one of"):
+        labels_from_reports(IU_REPORTS, uncertain="drop")
+    with pytest.raises(ValueError, match="pneumonitis"):
+        labels_from_reports(IU_REPORTS, observations=["pneumonia", "pneumonitis"])
+    with pytest.raises(ValueError, match="repeated"):
+        labels_from_reports(IU_REPORTS, observations=["edema", "Edema"])
+
+
+def test_labels_from_reports_on_real_reports(iu_reports_path):
+    reports = pd.read_csv(iu_reports_path, nrows=400)["report"]
+    for policy in ("ignore", "ones", "zeros"):
+        y, mask = labels_from_reports(reports, uncertain=policy)
+        assert y.shape == mask.shape == (400, 14)
+        assert set(np.unique(y.to_numpy())) <= {0, 1}
+    raw = label_reports(reports).to_numpy()
+    y_ones, mask_ones = labels_from_reports(reports, uncertain="ones")
+    y_ign, mask_ign = labels_from_reports(reports, uncertain="ignore")
+    # U-Ones knows the hedged entries U-Ignore masks out, and calls them positive.
+    np.testing.assert_array_equal(mask_ones.to_numpy() & ~mask_ign.to_numpy(), raw == -1)
+    assert (raw == -1).any() and (y_ones.to_numpy()[raw == -1] == 1).all()

@@ -19,23 +19,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-#: The 14 CheXpert observations, in the kebab-case spelling of ``neural_sk.text.entities``.
-OBSERVATIONS: tuple[str, ...] = (
-    "no-finding",
-    "enlarged-cardiomediastinum",
-    "cardiomegaly",
-    "lung-lesion",
-    "lung-opacity",
-    "edema",
-    "consolidation",
-    "pneumonia",
-    "atelectasis",
-    "pneumothorax",
-    "pleural-effusion",
-    "pleural-other",
-    "fracture",
-    "support-devices",
-)
+from ..text.lexicon import OBSERVATIONS, normalize_observation
 
 UNCERTAIN_POLICIES = ("drop", "positive", "negative")
 SECTIONS = ("impression", "findings", "both", "full")
@@ -98,26 +82,6 @@ def warn_dropped(source: str, ids: Sequence[object], reason: str, *, what: str =
                   UserWarning, stacklevel=stacklevel)
 
 
-def normalize_observation(name: str) -> str:
-    """Spell an observation name the way ``OBSERVATIONS`` does.
-
-    ``"Pleural Effusion"``, ``"pleural_effusion"`` and ``"pleural-effusion"`` are the same
-    observation; the CheXpert file's ``"Support Devices"`` and a singular ``"support device"``
-    both become ``"support-devices"``.
-
-    Examples
-    --------
-    >>> normalize_observation("Pleural Effusion")
-    'pleural-effusion'
-    >>> normalize_observation("Enlarged_Cardiomediastinum")
-    'enlarged-cardiomediastinum'
-    """
-    key = re.sub(r"[\s_\-]+", "-", str(name).strip().lower())
-    if key == "support-device":
-        key = "support-devices"
-    return key
-
-
 def find_target_column(columns: Iterable[object], target: str, *, source: str,
                        column: str | None = None) -> str:
     """Return the column of ``columns`` that holds the ``target`` observation.
@@ -166,12 +130,14 @@ def _observation_suffix(column: str, want: str) -> str | None:
 
 
 def apply_uncertain_policy(values: object, uncertain: str, *, ids: Sequence[object],
-                           source: str, target: str) -> tuple[np.ndarray, np.ndarray]:
+                           source: str, target: str,
+                           stacklevel: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Turn raw label values into an int target and a mask of the studies to keep.
 
     ``1`` -> 1, ``0`` and blank (not mentioned) -> 0, ``-1`` (uncertain) -> dropped
     (``"drop"``, with a warning naming the studies), 1 (``"positive"``, the U-Ones policy) or 0
-    (``"negative"``, U-Zeros). Any other value raises, naming the study.
+    (``"negative"``, U-Zeros). Any other value raises, naming the study. ``stacklevel`` points
+    the warning at the loader's caller.
 
     Returns
     -------
@@ -207,7 +173,7 @@ def apply_uncertain_policy(values: object, uncertain: str, *, ids: Sequence[obje
     keep = ~uncertain_mask if uncertain == "drop" else np.ones(len(v), dtype=bool)
     if uncertain == "drop":
         warn_dropped(source, ids[uncertain_mask],
-                     f"{target!r} is uncertain (-1) and uncertain='drop'", stacklevel=4)
+                     f"{target!r} is uncertain (-1) and uncertain='drop'", stacklevel=stacklevel)
     return v[keep].astype(np.int64), keep
 
 
@@ -296,7 +262,8 @@ def split_report_sections(texts: Sequence[str]) -> tuple[list[str | None], list[
 
 
 def apply_missing_report_policy(reports: list[str], ids: Sequence[object], policy: str, *,
-                                source: str, reason: str = "no report text") -> np.ndarray:
+                                source: str, reason: str = "no report text",
+                                stacklevel: int = 4) -> np.ndarray:
     """Return the mask of studies to keep given which have an empty report.
 
     ``"error"`` raises naming the studies, ``"drop"`` warns with their count and ids,
@@ -316,9 +283,106 @@ def apply_missing_report_policy(reports: list[str], ids: Sequence[object], polic
                              f"{format_ids(ids[missing])}; pass missing_report='drop' to leave "
                              f"them out or 'empty' to keep them with an empty report")
         if policy == "drop":
-            warn_dropped(source, ids[missing], f"{reason}, missing_report='drop'", stacklevel=4)
+            warn_dropped(source, ids[missing], f"{reason}, missing_report='drop'",
+                         stacklevel=stacklevel)
             return ~missing
     return np.ones(len(reports), dtype=bool)
+
+
+def join_labels(table: pd.DataFrame, labels: pd.DataFrame, on: str, *, source: str,
+                reason: str, id_column: str = "study_id") -> pd.DataFrame:
+    """Join a label table (the target in its ``_label`` column) to the studies.
+
+    A left merge keeps every study, so the ones without a label row are named in a warning
+    (with ``reason``) before they are left out.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import pandas as pd
+    >>> studies = pd.DataFrame({"study_id": [1, 2]})
+    >>> labels = pd.DataFrame({"study_id": [1], "_label": [1.0]})
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     kept = join_labels(studies, labels, "study_id", source="demo", reason="no label")
+    >>> kept["study_id"].tolist(), str(w[0].message)
+    ([1], 'demo: dropped 1 studies (no label): [2]')
+    """
+    table = table.merge(labels, on=on, how="left", indicator="_has_label")
+    no_label = (table["_has_label"] == "left_only").to_numpy()
+    warn_dropped(source, table.loc[no_label, id_column].unique().tolist(), reason, stacklevel=4)
+    return table[~no_label].drop(columns="_has_label")
+
+
+def keep_labelled(table: pd.DataFrame, uncertain: str, *, source: str, target: str,
+                  id_column: str = "study_id") -> tuple[pd.DataFrame, np.ndarray]:
+    """The studies that keep a label under the ``uncertain`` policy, and their int target.
+
+    The raw labels are the table's ``_label`` column (see :func:`apply_uncertain_policy`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"study_id": [1, 2], "_label": [1.0, -1.0]})
+    >>> kept, y = keep_labelled(table, "negative", source="demo", target="pneumonia")
+    >>> list(kept.columns), y.tolist()
+    (['study_id'], [1, 0])
+    """
+    y, keep = apply_uncertain_policy(table["_label"].to_numpy(), uncertain,
+                                     ids=table[id_column].tolist(), source=source,
+                                     target=target, stacklevel=5)
+    return table[keep].drop(columns="_label"), y
+
+
+def finish_studies(table: pd.DataFrame, y: np.ndarray, sections: tuple[Sequence, Sequence, Sequence],
+                   *, section: str, missing_report: str, source: str, reason: str,
+                   columns: dict[str, str],
+                   id_column: str = "study_id") -> tuple[pd.DataFrame, np.ndarray]:
+    """The common end of the archive loaders: report text, missing reports, the study table.
+
+    ``sections`` holds each study's findings, impression and whole report; the ``section``
+    choice picks from them with a recorded fallback (:func:`compose_reports`), the
+    ``missing_report`` policy handles studies left without text (``reason`` says why, in a
+    warning or error), and :func:`study_frame` assembles the output with ``columns`` and a
+    ``report_section`` column.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> table = pd.DataFrame({"image": ["a.png"], "study_id": [7]})
+    >>> X, y = finish_studies(table, np.array([1]), (["Clear."], [None], ["Clear."]),
+    ...                       section="impression", missing_report="error", source="demo",
+    ...                       reason="no text", columns={"study_id": "study_id"})
+    >>> X.values.tolist(), y.tolist()
+    ([['a.png', 'Clear.', 7, 'findings']], [1])
+    """
+    text, used = compose_reports(*sections, section)
+    keep = apply_missing_report_policy(text, table[id_column].tolist(), missing_report,
+                                       source=source, reason=reason, stacklevel=5)
+    X = study_frame(table, text, columns)
+    X["report_section"] = used
+    return X[keep].reset_index(drop=True), y[keep]
+
+
+def study_frame(table: pd.DataFrame, reports: Sequence[str],
+                columns: dict[str, str]) -> pd.DataFrame:
+    """A loader's output table: ``image`` (path, str) and ``report``, then ``columns``.
+
+    ``columns`` maps each output column to the column of ``table`` it copies, in order; one
+    that ``table`` lacks is left out (optional metadata such as ``view``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"image": ["a.png"], "uid": [3]})
+    >>> study_frame(table, ["Normal."], {"study_id": "uid", "view": "view"}).columns.tolist()
+    ['image', 'report', 'study_id']
+    """
+    X = pd.DataFrame({"image": table["image"].astype(str).to_numpy(), "report": reports})
+    for name, column in columns.items():
+        if column in table.columns:
+            X[name] = table[column].to_numpy()
+    return X
 
 
 def read_table(path: object) -> pd.DataFrame:

@@ -26,12 +26,15 @@ import numpy as np
 import pandas as pd
 
 from ._labels import (
-    apply_missing_report_policy,
-    apply_uncertain_policy,
+    MISSING_REPORT_POLICIES,
+    SECTIONS,
+    UNCERTAIN_POLICIES,
     check_choice,
-    compose_reports,
+    finish_studies,
     find_target_column,
     format_ids,
+    join_labels,
+    keep_labelled,
     read_table,
     warn_dropped,
 )
@@ -142,10 +145,10 @@ def load_chexpert_plus(
     >>> X, y = load_chexpert_plus("/data/chexpert-plus")  # doctest: +SKIP
     >>> folds = GroupKFold(n_splits=5).split(X, y, groups=X["patient_id"])  # doctest: +SKIP
     """
-    check_choice("uncertain", uncertain, ("drop", "positive", "negative"))
-    check_choice("section", section, ("impression", "findings", "both", "full"))
+    check_choice("uncertain", uncertain, UNCERTAIN_POLICIES)
+    check_choice("section", section, SECTIONS)
     check_choice("image_format", image_format, ("auto", "png", "jpg", "dcm"))
-    check_choice("missing_report", missing_report, ("error", "drop", "empty"))
+    check_choice("missing_report", missing_report, MISSING_REPORT_POLICIES)
     check_choice("missing_image", missing_image, ("error", "drop"))
     if views is not None:
         views = (views,) if isinstance(views, str) else tuple(views)
@@ -164,6 +167,47 @@ def load_chexpert_plus(
                 f"{_SOURCE}: the label file {str(label_path)!r} does not exist; CheXpert Plus "
                 f"ships CheXbert labels as chexbert_labels/impression_fixed.json (also "
                 f"findings_fixed.json, report_fixed.json): pass its path as labels_file=")
+    table = _read_studies(csv_path, views)
+    all_studies = table["study_id"].unique()
+
+    # Views, then one image per study (CSV order: view1 before view2).
+    if views is not None:
+        table = table[table["frontal_lateral"].isin(views)]
+        lost = np.setdiff1d(all_studies, table["study_id"].unique())
+        warn_dropped(_SOURCE, lost.tolist(), f"no image with frontal_lateral in {list(views)}")
+    base = Path(image_root) if image_root is not None else root
+    table = _resolve_images(table, base, image_format, missing_image, csv_path.name)
+    if one_per_study:
+        table = table.drop_duplicates("study_id", keep="first")
+
+    # Labels: a column of the CSV, or a label file joined by path_to_image.
+    if label_path is None:
+        target_col = find_target_column(table.columns, target, source=str(csv_path),
+                                        column=label_column)
+        table = table.assign(_label=table[target_col])
+    else:
+        table = join_labels(table, _read_labels(label_path, target, label_column),
+                            "path_to_image", source=_SOURCE,
+                            reason=f"no row for its path_to_image in {label_path.name}")
+    table, y = keep_labelled(table, uncertain, source=_SOURCE, target=target)
+
+    def column(name: str) -> list:
+        return table[name].tolist() if name in table.columns else [None] * len(table)
+
+    sections = (column("section_findings"), column("section_impression"), column("report"))
+    X, y = finish_studies(table, y, sections, section=section, missing_report=missing_report,
+                          source=_SOURCE, reason="no report text",
+                          columns={"patient_id": "patient_id", "study_id": "study_id",
+                                   "path_to_image": "path_to_image", "view": "frontal_lateral",
+                                   **{extra: extra for extra in ("ap_pa", "split", "age", "sex")}})
+    if verbose:
+        logger.info("%s: %d studies in %s; %d rows kept (%d positive)", _SOURCE,
+                    len(all_studies), csv_path.name, len(X), int(y.sum()))
+    return X, y
+
+
+def _read_studies(csv_path: Path, views: tuple[str, ...] | None) -> pd.DataFrame:
+    """The CSV with its study (the image's folder) and patient of each image."""
     table = pd.read_csv(csv_path, low_memory=False)
     need = ["path_to_image"] + (["frontal_lateral"] if views is not None else [])
     missing_cols = [c for c in need if c not in table.columns]
@@ -179,15 +223,13 @@ def load_chexpert_plus(
         # Older exports lack the column; the patient folder in the path is the same id.
         found = table["path_to_image"].str.extract(_PATIENT, expand=False)
         table["patient_id"] = found.fillna(table["study_id"])
-    all_studies = table["study_id"].unique()
+    return table
 
-    # Views, then one image per study (CSV order: view1 before view2).
-    if views is not None:
-        table = table[table["frontal_lateral"].isin(views)]
-        lost = np.setdiff1d(all_studies, table["study_id"].unique())
-        warn_dropped(_SOURCE, lost.tolist(), f"no image with frontal_lateral in {list(views)}")
-    # Images: the first candidate file that exists. One stat per candidate per row: linear.
-    base = Path(image_root) if image_root is not None else root
+
+def _resolve_images(table: pd.DataFrame, base: Path, image_format: str, missing_image: str,
+                    csv_name: str) -> pd.DataFrame:
+    """Each row's image: the first candidate file that exists (one stat per candidate per
+    row: linear); rows without one raise or are dropped with warnings, per ``missing_image``."""
     dcm_col = table["path_to_dcm"] if "path_to_dcm" in table.columns else [None] * len(table)
     resolved = []
     for rel, dcm in zip(table["path_to_image"], dcm_col, strict=True):
@@ -200,64 +242,26 @@ def load_chexpert_plus(
         rows = table.loc[no_image, "path_to_image"].tolist()
         if missing_image == "error":
             raise FileNotFoundError(
-                f"{_SOURCE}: {len(rows)} images listed in {csv_path.name} are not under "
+                f"{_SOURCE}: {len(rows)} images listed in {csv_name} are not under "
                 f"{str(base)!r} (image_format={image_format!r}): {format_ids(rows)}; pass "
                 f"missing_image='drop' to leave them out, or image_root= / image_format=")
-        warn_dropped(_SOURCE, rows, "image file not found, missing_image='drop'", what="images")
+        warn_dropped(_SOURCE, rows, "image file not found, missing_image='drop'", what="images",
+                     stacklevel=4)
         before = table["study_id"].unique()
         table = table[~no_image]
         warn_dropped(_SOURCE, np.setdiff1d(before, table["study_id"].unique()).tolist(),
-                     "none of its images was found")
-    if one_per_study:
-        table = table.drop_duplicates("study_id", keep="first")
+                     "none of its images was found", stacklevel=4)
+    return table
 
-    # Labels, joined by path_to_image (a left merge so that a study without labels can be named).
-    if label_path is None:
-        target_col = find_target_column(table.columns, target, source=str(csv_path),
-                                        column=label_column)
-        table = table.assign(_label=table[target_col])
-    else:
-        labels = read_table(label_path)
-        if "path_to_image" not in labels.columns:
-            raise ValueError(f"{_SOURCE}: {str(label_path)!r} has no 'path_to_image' column; it "
-                             f"has {list(labels.columns)}")
-        target_col = find_target_column(labels.columns, target, source=str(label_path),
-                                        column=label_column)
-        labels = (labels[["path_to_image", target_col]]
-                  .assign(path_to_image=lambda d: d["path_to_image"].astype(str))
-                  .drop_duplicates("path_to_image").rename(columns={target_col: "_label"}))
-        table = table.merge(labels, on="path_to_image", how="left", indicator="_has_label")
-        no_label = (table["_has_label"] == "left_only").to_numpy()
-        warn_dropped(_SOURCE, table.loc[no_label, "study_id"].tolist(),
-                     f"no row for its path_to_image in {label_path.name}")
-        table = table[~no_label]
-    y, keep = apply_uncertain_policy(table["_label"].to_numpy(), uncertain,
-                                     ids=table["study_id"].tolist(), source=_SOURCE,
-                                     target=target)
-    table = table[keep]
 
-    def column(name: str) -> list:
-        return table[name].tolist() if name in table.columns else [None] * len(table)
-
-    text, used = compose_reports(column("section_findings"), column("section_impression"),
-                                 column("report"), section)
-    keep = apply_missing_report_policy(text, table["study_id"].tolist(), missing_report,
-                                       source=_SOURCE, reason="no report text")
-    X = pd.DataFrame({
-        "image": table["image"].astype(str).to_numpy(),
-        "report": text,
-        "patient_id": table["patient_id"].to_numpy(),
-        "study_id": table["study_id"].to_numpy(),
-        "path_to_image": table["path_to_image"].to_numpy(),
-    })
-    if "frontal_lateral" in table.columns:
-        X["view"] = table["frontal_lateral"].to_numpy()
-    for extra in ("ap_pa", "split", "age", "sex"):
-        if extra in table.columns:
-            X[extra] = table[extra].to_numpy()
-    X["report_section"] = used
-    X, y = X[keep].reset_index(drop=True), y[keep]
-    if verbose:
-        logger.info("%s: %d studies in %s; %d rows kept (%d positive)", _SOURCE,
-                    len(all_studies), csv_path.name, len(X), int(y.sum()))
-    return X, y
+def _read_labels(label_path: Path, target: str, label_column: str | None) -> pd.DataFrame:
+    """``path_to_image`` and the target's raw label (``_label``) from a CheXbert label file."""
+    labels = read_table(label_path)
+    if "path_to_image" not in labels.columns:
+        raise ValueError(f"{_SOURCE}: {str(label_path)!r} has no 'path_to_image' column; it "
+                         f"has {list(labels.columns)}")
+    target_col = find_target_column(labels.columns, target, source=str(label_path),
+                                    column=label_column)
+    return (labels[["path_to_image", target_col]]
+            .assign(path_to_image=lambda d: d["path_to_image"].astype(str))
+            .drop_duplicates("path_to_image").rename(columns={target_col: "_label"}))

@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._labels import apply_missing_report_policy, check_choice, warn_dropped
+from ._labels import (
+    MISSING_REPORT_POLICIES,
+    apply_missing_report_policy,
+    check_choice,
+    study_frame,
+    warn_dropped,
+)
 
 __all__ = ["load_image_folder"]
 
@@ -100,34 +106,15 @@ def load_image_folder(
     >>> X[["patient_id", "label", "report"]].values.tolist(), y.tolist()
     ([['IM-0001-0001', 'NORMAL', 'Normal.'], ['person1', 'PNEUMONIA', 'Consistent with PNEUMONIA.']], [0, 1])
     """
-    check_choice("missing_report", missing_report, ("error", "drop", "empty"))
+    check_choice("missing_report", missing_report, MISSING_REPORT_POLICIES)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{_SOURCE}: root {str(root)!r} does not exist or is not a folder")
     exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
     pattern = re.compile(patient_pattern) if patient_pattern else None
 
-    # One walk; an image's class is its folder, its split the folder above (when below root).
-    paths, rels, labels, splits = [], [], [], []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
-        rel_folder = Path(folder).relative_to(root)
-        if not rel_folder.parts:
-            continue
-        for name in sorted(files):
-            if name.startswith(".") or not name.lower().endswith(exts):
-                continue
-            paths.append(os.path.join(folder, name))
-            rels.append((rel_folder / name).as_posix())
-            labels.append(rel_folder.parts[-1])
-            splits.append("/".join(rel_folder.parts[:-1]))
-    if not paths:
-        raise FileNotFoundError(f"{_SOURCE}: no image ({', '.join(exts)}) in a class sub-folder "
-                                f"of {str(root)!r}; expected root/<class>/<image>, for example "
-                                f"train/PNEUMONIA/person1_bacteria_1.jpeg")
-    table = pd.DataFrame({"image": paths, "study_id": rels, "label": labels, "split": splits})
-
-    found = sorted(set(labels))
+    table = _walk(root, exts)
+    found = sorted(set(table["label"]))
     if classes is None:
         classes = found
         lower = [c.lower() for c in classes]
@@ -158,27 +145,7 @@ def load_image_folder(
 
     table["patient_id"] = [patient(r) for r in table["study_id"]]
 
-    text = [""] * len(table)
-    if reports is not None:
-        reports_path = Path(reports)
-        if not reports_path.is_file():
-            raise FileNotFoundError(f"{_SOURCE}: reports={str(reports)!r} does not exist")
-        given = pd.read_csv(reports_path)
-        missing_cols = {"image", "report"} - set(given.columns)
-        if missing_cols:
-            raise ValueError(f"{_SOURCE}: {str(reports_path)!r} lacks column(s) "
-                             f"{sorted(missing_cols)}; it has {list(given.columns)}")
-        given = given.dropna(subset=["report"])
-        keys = [str(k).replace("\\", "/") for k in given["image"]]
-        by_rel = dict(zip(keys, given["report"], strict=True))
-        # A bare file name matches only when it is unique in the CSV.
-        by_name = _unique_by_name([os.path.basename(k) for k in keys], given["report"].tolist())
-        text = []
-        for rel, path in zip(table["study_id"], table["image"], strict=True):
-            hit = by_rel.get(rel)
-            if hit is None:
-                hit = by_rel.get(path.replace("\\", "/"), by_name.get(os.path.basename(rel), ""))
-            text.append(str(hit))
+    text = [""] * len(table) if reports is None else _given_reports(table, reports)
     if report_template is not None:
         unknown = sorted(set(report_template) - set(classes))
         if unknown:
@@ -191,20 +158,61 @@ def load_image_folder(
         keep = apply_missing_report_policy(
             [t.strip() for t in text], table["study_id"].tolist(), missing_report, source=_SOURCE,
             reason="no report in reports= nor a report_template for its class")
-    X = pd.DataFrame({
-        "image": table["image"].astype(str).to_numpy(),
-        "report": text,
-        "patient_id": table["patient_id"].to_numpy(),
-        "study_id": table["study_id"].to_numpy(),
-        "label": table["label"].to_numpy(),
-    })
+    columns = {"patient_id": "patient_id", "study_id": "study_id", "label": "label"}
     if any(table["split"]):
-        X["split"] = table["split"].to_numpy()
+        columns["split"] = "split"
+    X = study_frame(table, text, columns)
     X, y = X[keep].reset_index(drop=True), y[keep]
     if verbose:
         logger.info("%s: %d images in classes %s; %d kept", _SOURCE, len(table), list(classes),
                     len(X))
     return X, y
+
+
+def _walk(root: Path, exts: tuple[str, ...]) -> pd.DataFrame:
+    """One walk; an image's class is its folder, its split the folder above (when below root)."""
+    paths, rels, labels, splits = [], [], [], []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+        rel_folder = Path(folder).relative_to(root)
+        if not rel_folder.parts:
+            continue
+        for name in sorted(files):
+            if name.startswith(".") or not name.lower().endswith(exts):
+                continue
+            paths.append(os.path.join(folder, name))
+            rels.append((rel_folder / name).as_posix())
+            labels.append(rel_folder.parts[-1])
+            splits.append("/".join(rel_folder.parts[:-1]))
+    if not paths:
+        raise FileNotFoundError(f"{_SOURCE}: no image ({', '.join(exts)}) in a class sub-folder "
+                                f"of {str(root)!r}; expected root/<class>/<image>, for example "
+                                f"train/PNEUMONIA/person1_bacteria_1.jpeg")
+    return pd.DataFrame({"image": paths, "study_id": rels, "label": labels, "split": splits})
+
+
+def _given_reports(table: pd.DataFrame, reports: str | os.PathLike) -> list[str]:
+    """Each image's report from the ``image``, ``report`` CSV ("" when it has none)."""
+    reports_path = Path(reports)
+    if not reports_path.is_file():
+        raise FileNotFoundError(f"{_SOURCE}: reports={str(reports)!r} does not exist")
+    given = pd.read_csv(reports_path)
+    missing_cols = {"image", "report"} - set(given.columns)
+    if missing_cols:
+        raise ValueError(f"{_SOURCE}: {str(reports_path)!r} lacks column(s) "
+                         f"{sorted(missing_cols)}; it has {list(given.columns)}")
+    given = given.dropna(subset=["report"])
+    keys = [str(k).replace("\\", "/") for k in given["image"]]
+    by_rel = dict(zip(keys, given["report"], strict=True))
+    # A bare file name matches only when it is unique in the CSV.
+    by_name = _unique_by_name([os.path.basename(k) for k in keys], given["report"].tolist())
+    text = []
+    for rel, path in zip(table["study_id"], table["image"], strict=True):
+        hit = by_rel.get(rel)
+        if hit is None:
+            hit = by_rel.get(path.replace("\\", "/"), by_name.get(os.path.basename(rel), ""))
+        text.append(str(hit))
+    return text
 
 
 def _unique_by_name(names: list[str], values: list[object]) -> dict[str, object]:

@@ -27,11 +27,14 @@ import numpy as np
 import pandas as pd
 
 from ._labels import (
-    apply_missing_report_policy,
-    apply_uncertain_policy,
+    MISSING_REPORT_POLICIES,
+    SECTIONS,
+    UNCERTAIN_POLICIES,
     check_choice,
-    compose_reports,
+    finish_studies,
     find_target_column,
+    join_labels,
+    keep_labelled,
     read_table,
     warn_dropped,
 )
@@ -197,9 +200,9 @@ def load_iu_xray(
     >>> X.groupby("view").size()  # doctest: +SKIP
     """
     check_choice("source", source, ("auto", "xml", "csv"))
-    check_choice("uncertain", uncertain, ("drop", "positive", "negative"))
-    check_choice("section", section, ("impression", "findings", "both", "full"))
-    check_choice("missing_report", missing_report, ("error", "drop", "empty"))
+    check_choice("uncertain", uncertain, UNCERTAIN_POLICIES)
+    check_choice("section", section, SECTIONS)
+    check_choice("missing_report", missing_report, MISSING_REPORT_POLICIES)
     if views is not None:
         views = (views,) if isinstance(views, str) else tuple(views)
     root = Path(root)
@@ -208,6 +211,33 @@ def load_iu_xray(
     xml_dir = root / "ecgen-radiology"
     csv_path = Path(reports_csv) if Path(reports_csv).is_absolute() else root / reports_csv
     proj_path = Path(projections_csv) if Path(projections_csv).is_absolute() else root / projections_csv
+    source = _check_source(source, xml_dir, csv_path)
+    images_dir = _find_images_dir(root, images_dir)
+    by_name, by_key = _index_images(images_dir)
+
+    # Reports (one row per uid) and the images of each study (one row per image), with views.
+    reports, study_images = _read_reports(source, xml_dir, csv_path)
+    projections = _read_projections(proj_path, source, views)
+    study_images = _with_views(study_images, projections, source)
+    rows = _studies_with_images(reports, study_images, by_name, by_key, images_dir, views,
+                                one_per_study)
+
+    rows = _with_labels(rows, labels, label_column, target, csv_path)
+    rows, y = keep_labelled(rows, uncertain, source=_SOURCE, target=target, id_column="uid")
+    sections = (rows["findings"].tolist(), rows["impression"].tolist(), rows["_full"].tolist())
+    X, y = finish_studies(rows, y, sections, section=section, missing_report=missing_report,
+                          source=_SOURCE, reason="neither findings nor impression",
+                          columns={"patient_id": "uid", "study_id": "uid", "filename": "filename",
+                                   "view": "view", "indication": "indication"},
+                          id_column="uid")
+    if verbose:
+        logger.info("%s: %d reports, %d images indexed; %d rows kept (%d positive)", _SOURCE,
+                    len(reports), len(by_name), len(X), int(y.sum()))
+    return X, y
+
+
+def _check_source(source: str, xml_dir: Path, csv_path: Path) -> str:
+    """The report form to read ("xml" or "csv"), checking that it exists."""
     if source == "auto":
         source = "xml" if xml_dir.is_dir() else "csv" if csv_path.is_file() else None
         if source is None:
@@ -218,6 +248,10 @@ def load_iu_xray(
         raise FileNotFoundError(f"{_SOURCE}: the Open-i reports folder {str(xml_dir)!r} does not exist")
     if source == "csv" and not csv_path.is_file():
         raise FileNotFoundError(f"{_SOURCE}: the reports CSV {str(csv_path)!r} does not exist")
+    return source
+
+
+def _find_images_dir(root: Path, images_dir: str | os.PathLike | None) -> Path:
     if images_dir is None:
         found = [root / d for d in _IMAGE_DIRS if (root / d).is_dir()]
         if not found:
@@ -227,9 +261,13 @@ def load_iu_xray(
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{_SOURCE}: images_dir {str(images_dir)!r} does not exist")
-    by_name, by_key = _index_images(images_dir)
+    return images_dir
 
-    # Reports (one row per uid) and the images of each study (one row per image).
+
+def _read_reports(source: str, xml_dir: Path,
+                  csv_path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """One row per uid; for the XML form also its images (the CSV form lists them in the
+    projections CSV)."""
     if source == "xml":
         reports, study_images = _read_xml_reports(xml_dir)
         if reports.empty:
@@ -244,8 +282,12 @@ def load_iu_xray(
         study_images = None
     reports = reports.drop_duplicates("uid").reset_index(drop=True)
     reports["uid"] = reports["uid"].astype(np.int64)
+    return reports, study_images
 
-    projections = None
+
+def _read_projections(proj_path: Path, source: str,
+                      views: tuple[str, ...] | None) -> pd.DataFrame | None:
+    """The projections CSV, or None where neither the form nor ``views`` needs it."""
     if proj_path.is_file():
         projections = pd.read_csv(proj_path)
         missing_cols = {"uid", "filename", "projection"} - set(projections.columns)
@@ -253,18 +295,24 @@ def load_iu_xray(
             raise ValueError(f"{_SOURCE}: {str(proj_path)!r} lacks column(s) "
                              f"{sorted(missing_cols)}; it has {list(projections.columns)}")
         projections["uid"] = projections["uid"].astype(np.int64)
-    elif source == "csv":
+        return projections
+    if source == "csv":
         raise FileNotFoundError(f"{_SOURCE}: the projections CSV {str(proj_path)!r} does not "
                                 f"exist; the CSV export lists its images there")
-    elif views is not None:
+    if views is not None:
         raise FileNotFoundError(
             f"{_SOURCE}: views={list(views)} needs the projections CSV {str(proj_path)!r} (the "
             f"Open-i XML does not say which image is frontal); pass projections_csv= or views=None")
+    return None
 
+
+def _with_views(study_images: pd.DataFrame | None, projections: pd.DataFrame | None,
+                source: str) -> pd.DataFrame:
+    """The images of each study with their ``view`` (when known) and listing order."""
     if source == "csv":
         study_images = projections.rename(columns={"projection": "view"})[["uid", "filename", "view"]]
-        study_images = study_images.assign(_order=np.arange(len(study_images)))
-    elif projections is not None:
+        return study_images.assign(_order=np.arange(len(study_images)))
+    if projections is not None:
         # Open-i and Kaggle name the same image differently; (uid, IM-a-b) matches them.
         proj = projections.assign(_key=[_image_key(f) for f in projections["filename"]])
         view_of = dict(zip(proj["_key"], proj["projection"], strict=True))
@@ -272,6 +320,14 @@ def load_iu_xray(
         keys = [_image_key(i) for i in study_images["image_id"]]
         study_images["view"] = [view_of.get(k) for k in keys]
         study_images["_order"] = [order_of.get(k, len(order_of) + i) for i, k in enumerate(keys)]
+    return study_images
+
+
+def _studies_with_images(reports: pd.DataFrame, study_images: pd.DataFrame, by_name: dict,
+                         by_key: dict, images_dir: Path, views: tuple[str, ...] | None,
+                         one_per_study: bool) -> pd.DataFrame:
+    """The reports joined to their found images of an allowed view (one per study with
+    ``one_per_study``); images and studies left out are named in warnings."""
 
     def resolve(name: str) -> str | None:
         base = os.path.basename(str(name))
@@ -284,23 +340,32 @@ def load_iu_xray(
     listed_missing = study_images["image"].isna()
     if listed_missing.any():
         warn_dropped(_SOURCE, study_images.loc[listed_missing, "filename"].tolist(),
-                     f"listed but not found under {str(images_dir)!r}", what="images")
+                     f"listed but not found under {str(images_dir)!r}", what="images",
+                     stacklevel=4)
     study_images = study_images[~listed_missing]
 
     # Every report is a study; name those that end up without an image.
     all_uids = reports["uid"].to_numpy()
     with_image = study_images["uid"].unique()
-    warn_dropped(_SOURCE, np.setdiff1d(all_uids, with_image).tolist(), "no image found")
+    warn_dropped(_SOURCE, np.setdiff1d(all_uids, with_image).tolist(), "no image found",
+                 stacklevel=4)
     if views is not None:
         study_images = study_images[study_images["view"].isin(views)]
         warn_dropped(_SOURCE, np.setdiff1d(with_image, study_images["uid"].unique()).tolist(),
-                     f"no image with projection in {list(views)}")
+                     f"no image with projection in {list(views)}", stacklevel=4)
     study_images = study_images.sort_values(["uid", "_order"], kind="stable")
     if one_per_study:
         study_images = study_images.drop_duplicates("uid", keep="first")
-    rows = study_images.merge(reports, on="uid", how="inner", suffixes=("", "_report"))
+    return study_images.merge(reports, on="uid", how="inner", suffixes=("", "_report"))
 
-    # Labels: a given CSV, a column of the reports, or our own report labeler.
+
+def _with_labels(rows: pd.DataFrame, labels: str | os.PathLike | None, label_column: str | None,
+                 target: str, csv_path: Path) -> pd.DataFrame:
+    """Add the raw label (``_label``) and the report proper (``_full``) to each study.
+
+    The label comes from a given CSV (joined by uid; studies without a row are named and left
+    out), a column of the reports, or our own report labeler.
+    """
     full = [_full_text(r) for r in rows.to_dict("records")]
     if labels is not None:
         label_path = Path(labels)
@@ -313,46 +378,14 @@ def load_iu_xray(
         col = find_target_column(table.columns, target, source=str(label_path), column=label_column)
         table = (table[["uid", col]].assign(uid=lambda d: d["uid"].astype(np.int64))
                  .drop_duplicates("uid").rename(columns={col: "_label"}))
-        rows = rows.merge(table, on="uid", how="left", indicator="_has_label")
-        no_label = (rows["_has_label"] == "left_only").to_numpy()
-        warn_dropped(_SOURCE, rows.loc[no_label, "uid"].unique().tolist(),
-                     f"no row in {label_path.name}")
-        full = [t for t, k in zip(full, no_label, strict=True) if not k]
-        rows = rows[~no_label]
-        raw = rows["_label"].to_numpy()
-    elif label_column is not None:
+        return join_labels(rows.assign(_full=full), table, "uid", source=_SOURCE,
+                           reason=f"no row in {label_path.name}", id_column="uid")
+    if label_column is not None:
         col = find_target_column(rows.columns, target, source=str(csv_path), column=label_column)
-        raw = rows[col].to_numpy()
-    else:
-        # Imported here: only this branch needs the text package's labeler.
-        from neural_sk.text import label_reports
+        return rows.assign(_label=rows[col].to_numpy(), _full=full)
+    # Imported here: only this branch needs the text package's labeler.
+    from neural_sk.text import label_reports
 
-        found = label_reports(full)
-        col = find_target_column(found.columns, target, source="label_reports output")
-        raw = np.asarray(found[col].to_numpy(), dtype=float)
-    uids = rows["uid"].tolist()
-    y, keep = apply_uncertain_policy(raw, uncertain, ids=uids, source=_SOURCE, target=target)
-    rows = rows[keep]
-    full = [t for t, k in zip(full, keep, strict=True) if k]
-
-    text, used = compose_reports(rows["findings"].tolist(), rows["impression"].tolist(), full,
-                                 section)
-    keep = apply_missing_report_policy(text, rows["uid"].tolist(), missing_report,
-                                       source=_SOURCE, reason="neither findings nor impression")
-    X = pd.DataFrame({
-        "image": rows["image"].astype(str).to_numpy(),
-        "report": text,
-        "patient_id": rows["uid"].to_numpy(),
-        "study_id": rows["uid"].to_numpy(),
-        "filename": rows["filename"].to_numpy(),
-    })
-    if "view" in rows.columns:
-        X["view"] = rows["view"].to_numpy()
-    if "indication" in rows.columns:
-        X["indication"] = rows["indication"].to_numpy()
-    X["report_section"] = used
-    X, y = X[keep].reset_index(drop=True), y[keep]
-    if verbose:
-        logger.info("%s: %d reports, %d images indexed; %d rows kept (%d positive)", _SOURCE,
-                    len(reports), len(by_name), len(X), int(y.sum()))
-    return X, y
+    found = label_reports(full)
+    col = find_target_column(found.columns, target, source="label_reports output")
+    return rows.assign(_label=np.asarray(found[col].to_numpy(), dtype=float), _full=full)

@@ -30,11 +30,14 @@ import numpy as np
 import pandas as pd
 
 from ._labels import (
-    apply_missing_report_policy,
-    apply_uncertain_policy,
+    MISSING_REPORT_POLICIES,
+    SECTIONS,
+    UNCERTAIN_POLICIES,
     check_choice,
-    compose_reports,
+    finish_studies,
     find_target_column,
+    join_labels,
+    keep_labelled,
     read_table,
     split_report_sections,
     warn_dropped,
@@ -268,9 +271,9 @@ def load_mimic_cxr(
     """
     check_choice("labels", labels, tuple(_LABEL_FILES))
     check_choice("image_format", image_format, ("auto", "dcm", "jpg"))
-    check_choice("uncertain", uncertain, ("drop", "positive", "negative"))
-    check_choice("section", section, ("impression", "findings", "both", "full"))
-    check_choice("missing_report", missing_report, ("error", "drop", "empty"))
+    check_choice("uncertain", uncertain, UNCERTAIN_POLICIES)
+    check_choice("section", section, SECTIONS)
+    check_choice("missing_report", missing_report, MISSING_REPORT_POLICIES)
     if views is not None:
         views = (views,) if isinstance(views, str) else tuple(views)
         if not views:
@@ -284,6 +287,43 @@ def load_mimic_cxr(
     images, reports = index_mimic_tree(files_dir)
     if reports_root is not None:
         _, reports = index_mimic_tree(_files_dir(Path(reports_root), "reports_root"))
+    images = _one_file_per_image(images, image_format, files_dir)
+    all_studies = images["study_id"].unique()
+    n_images = len(images)
+    # 2. Views from the metadata CSV, then one image per study.
+    images = _choose_views(images, _metadata_path(root, views, metadata_csv), views,
+                           all_studies, one_per_study)
+    # 3. Labels.
+    images = join_labels(images, _read_labels(label_path, target), "study_id", source=_SOURCE,
+                         reason=f"no row in {label_path.name}")
+    images, y = keep_labelled(images, uncertain, source=_SOURCE, target=target)
+    # 4. Reports: joined by study id, read once per kept study.
+    images = images.merge(reports[["study_id", "report_path"]].drop_duplicates("study_id"),
+                          on="study_id", how="left")
+    paths = images["report_path"].tolist()
+    if verbose:
+        from tqdm.auto import tqdm
+
+        paths = tqdm(paths, desc="Reading reports")
+    texts = [_read_text(p) for p in paths]
+    no_file = images["report_path"].isna().to_numpy()
+    reason = ("no report file sNNNNNNNN.txt" if no_file.all() else
+              "no report text" if not no_file.any() else
+              f"no report file sNNNNNNNN.txt ({int(no_file.sum())}) or no text in it")
+    X, y = finish_studies(images, y, (*split_report_sections(texts), texts), section=section,
+                          missing_report=missing_report, source=_SOURCE, reason=reason,
+                          columns={"patient_id": "subject_id", "study_id": "study_id",
+                                   "dicom_id": "dicom_id", "view": "view"})
+    X = _join_split(X, root, split_csv)
+    if verbose:
+        logger.info("%s: %d images in %d studies indexed; %d rows kept (%d positive)", _SOURCE,
+                    n_images, len(all_studies), len(X), int(y.sum()))
+    return X, y
+
+
+def _one_file_per_image(images: pd.DataFrame, image_format: str,
+                        files_dir: Path) -> pd.DataFrame:
+    """The images of the asked format, one file per dicom_id (the DICOM first under "auto")."""
     if image_format != "auto":
         images = images[images["format"] == image_format]
     if images.empty:
@@ -291,20 +331,26 @@ def load_mimic_cxr(
         raise FileNotFoundError(
             f"{_SOURCE}: no {exts} images under {str(files_dir)!r} in the layout "
             f"files/pXX/pNNNNNNNN/sNNNNNNNN/<dicom_id>{exts.split()[0]}")
-    # One file per dicom_id (the DICOM first under "auto").
-    images = (images.assign(_rank=images["format"].map(_FORMAT_RANK))
-              .sort_values(["study_id", "dicom_id", "_rank"], kind="stable")
-              .drop_duplicates(["study_id", "dicom_id"]).drop(columns="_rank"))
-    all_studies = images["study_id"].unique()
-    n_images = len(images)
+    return (images.assign(_rank=images["format"].map(_FORMAT_RANK))
+            .sort_values(["study_id", "dicom_id", "_rank"], kind="stable")
+            .drop_duplicates(["study_id", "dicom_id"]).drop(columns="_rank"))
 
-    # 2. Views from the metadata CSV.
-    meta_path = None
+
+def _metadata_path(root: Path, views: tuple[str, ...] | None,
+                   metadata_csv: str | os.PathLike | None) -> Path | None:
+    """The metadata CSV: needed for ``views``, else read when given or found."""
     if views is not None:
-        meta_path = _find_csv(root, _METADATA_FILES, metadata_csv, "metadata CSV (for views=)",
-                              "metadata_csv")
-    elif metadata_csv is not None or any((root / n).is_file() for n in _METADATA_FILES):
-        meta_path = _find_csv(root, _METADATA_FILES, metadata_csv, "metadata CSV", "metadata_csv")
+        return _find_csv(root, _METADATA_FILES, metadata_csv, "metadata CSV (for views=)",
+                         "metadata_csv")
+    if metadata_csv is not None or any((root / n).is_file() for n in _METADATA_FILES):
+        return _find_csv(root, _METADATA_FILES, metadata_csv, "metadata CSV", "metadata_csv")
+    return None
+
+
+def _choose_views(images: pd.DataFrame, meta_path: Path | None, views: tuple[str, ...] | None,
+                  all_studies: np.ndarray, one_per_study: bool) -> pd.DataFrame:
+    """Join the views, keep the allowed ones (naming the studies left without) and, with
+    ``one_per_study``, the study's first image by view preference then metadata order."""
     if meta_path is not None:
         meta = pd.read_csv(meta_path, dtype={"dicom_id": object, "ViewPosition": object})
         absent = [c for c in ("dicom_id", "ViewPosition") if c not in meta.columns]
@@ -323,7 +369,8 @@ def load_mimic_cxr(
         images = images[allowed]
         lost = np.setdiff1d(all_studies, images["study_id"].unique())
         warn_dropped(_SOURCE, lost.tolist(),
-                     f"no image with ViewPosition in {list(views)} in the metadata CSV")
+                     f"no image with ViewPosition in {list(views)} in the metadata CSV",
+                     stacklevel=4)
         rank = {v: i for i, v in enumerate(views)}
         images = images.assign(_view_rank=images["view"].map(rank))
         order = ["study_id", "_view_rank", "_meta_order", "dicom_id"]
@@ -333,68 +380,28 @@ def load_mimic_cxr(
     images = images.sort_values(order, kind="stable")
     if one_per_study:
         images = images.drop_duplicates("study_id", keep="first")
-    images = images.drop(columns=["_meta_order", "_view_rank", "format"])
+    return images.drop(columns=["_meta_order", "_view_rank", "format"])
 
-    # 3. Labels: a left merge keeps every study, so one without a label row can be named.
+
+def _read_labels(label_path: Path, target: str) -> pd.DataFrame:
+    """``study_id`` and the target's raw label (``_label``) from the label CSV."""
     label_table = read_table(label_path)
     if "study_id" not in label_table.columns:
         raise ValueError(f"{_SOURCE}: {str(label_path)!r} has no 'study_id' column; it has "
                          f"{list(label_table.columns)}")
     target_col = find_target_column(label_table.columns, target, source=str(label_path))
-    label_table = (label_table[["study_id", target_col]]
-                   .drop_duplicates("study_id").rename(columns={target_col: "_label"}))
-    images = images.merge(label_table, on="study_id", how="left", indicator="_has_label")
-    no_label = images["_has_label"] == "left_only"
-    warn_dropped(_SOURCE, images.loc[no_label, "study_id"].unique().tolist(),
-                 f"no row in {label_path.name}")
-    images = images[~no_label].drop(columns="_has_label")
-    y, keep = apply_uncertain_policy(images["_label"].to_numpy(), uncertain,
-                                     ids=images["study_id"].tolist(), source=_SOURCE,
-                                     target=target)
-    images = images[keep].drop(columns="_label")
+    return (label_table[["study_id", target_col]]
+            .drop_duplicates("study_id").rename(columns={target_col: "_label"}))
 
-    # 4. Reports: joined by study id, read once per kept study.
-    images = images.merge(reports[["study_id", "report_path"]].drop_duplicates("study_id"),
-                          on="study_id", how="left")
-    paths = images["report_path"].tolist()
-    if verbose:
-        from tqdm.auto import tqdm
 
-        paths = tqdm(paths, desc="Reading reports")
-    texts = [_read_text(p) for p in paths]
-    findings, impression = split_report_sections(texts)
-    text, used = compose_reports(findings, impression, texts, section)
-    no_file = images["report_path"].isna().to_numpy()
-    reason = ("no report file sNNNNNNNN.txt" if no_file.all() else
-              "no report text" if not no_file.any() else
-              f"no report file sNNNNNNNN.txt ({int(no_file.sum())}) or no text in it")
-    keep = apply_missing_report_policy(text, images["study_id"].tolist(), missing_report,
-                                       source=_SOURCE, reason=reason)
-
-    X = pd.DataFrame({
-        "image": images["image"].astype(str).to_numpy(),
-        "report": text,
-        "patient_id": images["subject_id"].to_numpy(),
-        "study_id": images["study_id"].to_numpy(),
-        "dicom_id": images["dicom_id"].to_numpy(),
-    })
-    if "view" in images.columns:
-        X["view"] = images["view"].to_numpy()
-    X["report_section"] = used
-    X, y = X[keep].reset_index(drop=True), y[keep]
-
-    split_path = None
-    if split_csv is not None or any((root / n).is_file() for n in _SPLIT_FILES):
-        split_path = _find_csv(root, _SPLIT_FILES, split_csv, "split CSV", "split_csv")
-    if split_path is not None:
-        splits = pd.read_csv(split_path, dtype={"dicom_id": object})
-        if "dicom_id" in splits.columns:
-            splits = splits[["dicom_id", "split"]].drop_duplicates("dicom_id")
-            X = X.merge(splits, on="dicom_id", how="left")
-        else:
-            splits = splits[["study_id", "split"]].drop_duplicates("study_id")
-            X = X.merge(splits, on="study_id", how="left")
-    if verbose:
-        logger.info("%s: %d images in %d studies indexed; %d rows kept (%d positive)", _SOURCE,
-                    n_images, len(all_studies), len(X), int(y.sum()))
-    return X, y
+def _join_split(X: pd.DataFrame, root: Path, split_csv: str | os.PathLike | None) -> pd.DataFrame:
+    """Carry the split CSV's ``split`` column, when the CSV is given or found."""
+    if split_csv is None and not any((root / n).is_file() for n in _SPLIT_FILES):
+        return X
+    splits = pd.read_csv(_find_csv(root, _SPLIT_FILES, split_csv, "split CSV", "split_csv"),
+                         dtype={"dicom_id": object})
+    if "dicom_id" in splits.columns:
+        splits = splits[["dicom_id", "split"]].drop_duplicates("dicom_id")
+        return X.merge(splits, on="dicom_id", how="left")
+    splits = splits[["study_id", "split"]].drop_duplicates("study_id")
+    return X.merge(splits, on="study_id", how="left")

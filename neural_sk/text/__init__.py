@@ -14,16 +14,9 @@ Examples
 1
 """
 
-from .entities import (
-    ANATOMY,
-    CONCEPTS,
-    OBSERVATIONS,
-    STATUSES,
-    Entity,
-    extract_entities,
-    load_lexicon,
-)
-from .labeler import label_reports
+from .entities import Entity, extract_entities
+from .labeler import label_reports, labels_from_reports
+from .lexicon import ANATOMY, CONCEPTS, OBSERVATIONS, STATUSES, load_lexicon
 from .sections import CONTEXT_SECTIONS, extract_sections, observation_text, section_spans
 
 __all__ = [
@@ -37,6 +30,7 @@ __all__ = [
     "extract_sections",
     "observation_text",
     "label_reports",
+    "labels_from_reports",
     "load_lexicon",
     "section_spans",
 ]
