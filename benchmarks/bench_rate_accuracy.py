@@ -19,122 +19,107 @@ writes it and a plot with ``--out DIR``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import emit, held_out_split, roc_auc
 
-
-def _auc(y, proba) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, proba[:, 1]))
+from neural_sk.demo import DemoSettings, demo_pipeline, held_out_auc, score_split, visual_only
 
 
 def run(quick: bool, seed: int = 0) -> dict:
-    from sklearn.model_selection import GroupShuffleSplit
+    from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
-    from neural_sk import AttentionScorer, GNNClassifier, GraphFuser, PatchPruner, ReportGraphBuilder
     from neural_sk.baselines import CodecCompressor, ImageClassifier
-    from neural_sk.datasets import make_synthetic_cxr
-    from neural_sk.metrics import (
-        hit_rate_chance, image_nbytes, kept_graph_bytes, lesion_hit_rate, patch_lesion_masks,
-    )
+    from neural_sk.metrics import hit_rate_chance, image_nbytes, kept_graph_bytes, lesion_hit_rate, patch_lesion_masks
 
     if quick:
-        n, size, epochs, preset, gnn_epochs = 60, 64, 2, "tiny-swin", 10
+        settings = DemoSettings(n_samples=60, image_size=64, epochs=2, vision_model="tiny-swin",
+                                gnn_epochs=10, random_state=seed)
         ratios = [0.1, 0.25]
         codecs = [("jpeg", 10), ("webp", 10), ("jpeg2000", 50)]
     else:
-        n, size, epochs, preset, gnn_epochs = 400, 224, 10, "efficientnet-lite0", 40
+        settings = DemoSettings(n_samples=400, image_size=224, epochs=10,
+                                vision_model="efficientnet-lite0", gnn_epochs=40,
+                                random_state=seed)
         ratios = [0.01, 0.023, 0.05, 0.1]
         codecs = [("jpeg", 5), ("jpeg", 10), ("jpeg", 30), ("jpeg", 70), ("webp", 5),
                   ("webp", 10), ("webp", 30), ("jpeg2000", 20), ("jpeg2000", 50),
                   ("jpeg2000", 100), ("jpeg2000", 200)]
-    X, y, masks = make_synthetic_cxr(n, image_size=size, random_state=seed, return_masks=True)
-    masks = np.asarray(masks)
-    train, test = next(GroupShuffleSplit(1, test_size=0.4, random_state=seed)
-                       .split(X, y, groups=X["patient_id"]))
-    Xtr, Xte, ytr, yte = X.iloc[train], X.iloc[test], y[train], y[test]
+    size, preset = settings.image_size, settings.vision_model
+    split = held_out_split(settings.n_samples, image_size=size, test_size=0.4, random_state=seed)
+    Xtr, Xte, ytr, yte = split.X_train, split.X_test, split.y_train, split.y_test
     rows: list[dict] = []
     t0 = time.perf_counter()
 
-    scorer = AttentionScorer(vision_model=preset, image_size=size, epochs=epochs,
-                             random_state=seed).fit(Xtr, ytr)
-    tr = scorer.transform(Xtr)
-    te = scorer.set_params(report_source="generated").transform(Xte)
-    te_given = te.replace(reports=scorer.set_params(report_source="given").transform(Xte).reports)
-    builder = ReportGraphBuilder().fit(tr)
-    lesion = patch_lesion_masks(masks[test], te.grid_shape)
+    # The demo's pipeline and scoring; every variant below is its head (pipe[1:]) with
+    # other parameters.
+    pipe = demo_pipeline(settings)
+    tr, te, te_given = score_split(pipe["scorer"], split)
+    head = pipe[1:]
+    lesion = patch_lesion_masks(split.masks_test, te.grid_shape)
 
-    def gnn():
-        return GNNClassifier(epochs=gnn_epochs, random_state=seed)
-
-    hits = {}
+    hits, kept = {}, {}
     for ratio in ratios:
         for rank_by in ("attention", "random"):
-            pruner = PatchPruner(keep_ratio=ratio, rank_by=rank_by, random_state=seed).fit(tr)
-            ptr, pte = pruner.transform(tr), pruner.transform(te)
-            visual = gnn().fit(ptr.visual_graphs, ytr)
+            visual = visual_only(head).set_params(
+                pruner__keep_ratio=ratio, pruner__rank_by=rank_by,
+                pruner__random_state=seed).fit(tr, ytr)
+            auc, pte = held_out_auc(visual, te, yte)
             name = "neural_visual" if rank_by == "attention" else "random_patches_visual"
             rows.append({"method": name, "keep_ratio": ratio,
                          "bytes_per_study": float(np.mean(kept_graph_bytes(pte, dtype="float16"))),
-                         "auc": _auc(yte, visual.predict_proba(pte.visual_graphs))})
+                         "auc": auc})
             hits[(ratio, rank_by)] = float(lesion_hit_rate(pte.keep_mask, lesion, yte))
+            kept[(ratio, rank_by)] = pte.keep_mask
             if rank_by == "attention":
-                ftr = GraphFuser().fit_transform(builder.transform(ptr))
-                fte = GraphFuser().fit(ftr).transform(builder.transform(pte))
-                fused = gnn().fit(ftr.graphs, ytr)
+                fused = clone(head).set_params(pruner__keep_ratio=ratio).fit(tr, ytr)
+                auc, fte = held_out_auc(fused, te, yte)
                 rows.append({"method": "neural_fused", "keep_ratio": ratio,
                              "bytes_per_study": float(np.mean(kept_graph_bytes(
                                  fte, dtype="float16", field="graphs"))),
-                             "auc": _auc(yte, fused.predict_proba(fte.graphs))})
+                             "auc": auc})
     neural_s = time.perf_counter() - t0
 
     # Ablation at the paper's keep ratio: which modality carries the AUC?
     ablation = {}
     ratio = 0.023 if 0.023 in ratios else ratios[0]
-    pruner = PatchPruner(keep_ratio=ratio).fit(tr)
-    ptr = builder.transform(pruner.transform(tr))
-    for strategy in ("visual", "report", "centrality"):
-        fuser = GraphFuser(strategy=strategy).fit(ptr)
-        model = gnn().fit(fuser.transform(ptr).graphs, ytr)
+    for strategy, key in (("visual", "visual_only"), ("report", "report_only"),
+                          ("centrality", "fused")):
+        model = clone(head).set_params(pruner__keep_ratio=ratio,
+                                       fuser__strategy=strategy).fit(tr, ytr)
         for source, studies in (("generated", te), ("given", te_given)):
-            graphs = fuser.transform(builder.transform(pruner.transform(studies))).graphs
-            key = {"visual": "visual_only", "report": "report_only", "centrality": "fused"}[strategy]
-            ablation[f"{key}_{source}_reports"] = _auc(yte, model.predict_proba(graphs))
+            ablation[f"{key}_{source}_reports"] = held_out_auc(model, studies, yte)[0]
 
     t1 = time.perf_counter()
     png = float(np.mean([image_nbytes(img) for img in Xte["image"]]))
-    clf_params = dict(vision_model=preset, image_size=size, epochs=epochs, random_state=seed)
+    clf_params = dict(vision_model=preset, image_size=size, epochs=settings.epochs,
+                      random_state=seed)
     full = ImageClassifier(**clf_params).fit(Xtr, ytr)
     rows.append({"method": "full_image", "bytes_per_study": png,
-                 "auc": _auc(yte, full.predict_proba(Xte))})
+                 "auc": roc_auc(yte, full.predict_proba(Xte))})
     for codec, quality in codecs:
-        pipe = Pipeline([("codec", CodecCompressor(codec=codec, quality=quality)),
-                         ("clf", ImageClassifier(**clf_params))]).fit(Xtr, ytr)
-        coded = pipe[0].transform(Xte)
+        codec_pipe = Pipeline([("codec", CodecCompressor(codec=codec, quality=quality)),
+                               ("clf", ImageClassifier(**clf_params))]).fit(Xtr, ytr)
+        coded = codec_pipe[0].transform(Xte)
         rows.append({"method": codec, "quality": quality,
                      "bytes_per_study": float(coded["nbytes"].mean()),
-                     "auc": _auc(yte, pipe[1].predict_proba(coded))})
+                     "auc": roc_auc(yte, codec_pipe[1].predict_proba(coded))})
     baselines_s = time.perf_counter() - t1
 
     k05 = 0.05 if 0.05 in ratios else ratios[-1]
-    pte05 = PatchPruner(keep_ratio=k05).fit(te).transform(te)
-    goals = _goals(rows, hits, k05, lesion, pte05, yte, hit_rate_chance)
+    goals = _goals(rows, hits, k05, lesion, kept[(k05, "attention")], yte, hit_rate_chance)
     return {
         "rows": rows, "ablation": ablation, "goals": goals,
         "hit_rate": {f"{r}_{rank}": v for (r, rank), v in hits.items()},
-        "n_train": int(len(train)), "n_test": int(len(test)), "image_size": size,
+        "n_train": int(len(Xtr)), "n_test": int(len(Xte)), "image_size": size,
         "preset": preset, "neural_s": round(neural_s, 1), "baselines_s": round(baselines_s, 1),
     }
 
 
-def _goals(rows, hits, k05, lesion, pte05, yte, hit_rate_chance) -> dict:
+def _goals(rows, hits, k05, lesion, keep_mask05, yte, hit_rate_chance) -> dict:
     def pick(method, ratio):
         return next(r for r in rows if r["method"] == method and r.get("keep_ratio") == ratio)
 
@@ -152,7 +137,7 @@ def _goals(rows, hits, k05, lesion, pte05, yte, hit_rate_chance) -> dict:
         "full_image_auc": full["auc"],
         "within_0.02_of_full_image": bool(neural["auc"] >= full["auc"] - 0.02),
         "hit_rate_at_0.05": hits[(k05, "attention")],
-        "hit_rate_chance_at_0.05": float(hit_rate_chance(pte05.keep_mask, lesion, yte)),
+        "hit_rate_chance_at_0.05": float(hit_rate_chance(keep_mask05, lesion, yte)),
         "attention_minus_random_auc": {
             str(r): pick("neural_visual", r)["auc"] - pick("random_patches_visual", r)["auc"]
             for r in ratios
@@ -166,11 +151,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None, help="folder for the JSON and the plot")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    result = {"benchmark": "bench_rate_accuracy", **run(args.quick, args.seed),
-              "machine": f"{platform.machine()} {os.cpu_count()} cpu",
-              "command": "python benchmarks/bench_rate_accuracy.py" + (" --quick" if args.quick else "")}
-    print(json.dumps(result))
-    if args.out:
+    suffix = "_quick" if args.quick else ""
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    result = emit("bench_rate_accuracy", run(args.quick, args.seed), argv=argv,
+                  out=out / f"bench_rate_accuracy{suffix}.json" if out else None)
+    if out is not None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -178,10 +165,6 @@ def main(argv=None) -> dict:
 
         from neural_sk.plotting import plot_rate_accuracy
 
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        suffix = "_quick" if args.quick else ""
-        (out / f"bench_rate_accuracy{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
         fig, ax = plt.subplots(figsize=(7, 4.5))
         plot_rate_accuracy(result["rows"], ax=ax)
         ax.set_title("AUC against bytes per study (held-out synthetic split)")

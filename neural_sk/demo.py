@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
 
-__all__ = ["DemoSettings", "run_demo"]
+from .studies import StudySet
+
+__all__ = ["DemoSettings", "HeldOutSplit", "held_out_split", "roc_auc", "demo_pipeline",
+           "score_split", "visual_only", "held_out_auc", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +48,187 @@ class DemoSettings:
                    vision_model="tiny-swin", gnn_epochs=5)
 
 
-def _auc(y, proba) -> float:
+@dataclass
+class HeldOutSplit:
+    """Synthetic studies split by patient into a training and a held-out part."""
+
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: np.ndarray
+    y_test: np.ndarray
+    masks_test: np.ndarray
+
+
+def held_out_split(n_samples: int, *, image_size: int, test_size: float = 0.4,
+                   random_state: int = 0) -> HeldOutSplit:
+    """Make ``n_samples`` synthetic studies and hold out ``test_size`` of the patients.
+
+    Parameters
+    ----------
+    n_samples : int
+        Studies to generate.
+    image_size : int
+        Side of the square images in pixels.
+    test_size : float, default=0.4
+        Share of the studies held out (whole patients: a patient's studies stay together).
+    random_state : int, default=0
+        Seed of the studies and of the split.
+
+    Returns
+    -------
+    HeldOutSplit
+        The two parts, with the lesion masks of the held-out studies.
+
+    Examples
+    --------
+    >>> split = held_out_split(20, image_size=64)
+    >>> len(split.X_train) + len(split.X_test), split.masks_test.shape[1:]
+    (20, (64, 64))
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    from .datasets import make_synthetic_cxr
+
+    X, y, masks = make_synthetic_cxr(n_samples, image_size=image_size,
+                                     random_state=random_state, return_masks=True)
+    split = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state)
+    train, test = next(split.split(X, y, groups=X["patient_id"]))
+    return HeldOutSplit(X.iloc[train], X.iloc[test], y[train], y[test],
+                        np.asarray(masks)[test])
+
+
+def roc_auc(y: Any, proba: np.ndarray) -> float:
+    """Area under the ROC curve of the positive class (column 1 of ``proba``).
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        True labels (0/1).
+    proba : ndarray of shape (n_samples, 2)
+        ``predict_proba`` output.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> roc_auc([0, 1, 1], np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
+    1.0
+    """
     from sklearn.metrics import roc_auc_score
 
-    return float(roc_auc_score(y, proba[:, 1]))
+    return float(roc_auc_score(y, np.asarray(proba)[:, 1]))
+
+
+def demo_pipeline(settings: DemoSettings, *, verbose: int = 0) -> Pipeline:
+    """:func:`~neural_sk.make_neural_pipeline` with the demo's settings.
+
+    Parameters
+    ----------
+    settings : DemoSettings
+        Model sizes, epochs, keep ratio and seed.
+    verbose : int, default=0
+        Verbosity of the scorer.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Unfitted; its steps are ``scorer``, ``pruner``, ``reports``, ``fuser``, ``gnn``.
+
+    Examples
+    --------
+    >>> demo_pipeline(DemoSettings.quick()).get_params()["gnn__epochs"]
+    5
+    """
+    from .pipeline import make_neural_pipeline
+
+    s = settings
+    return make_neural_pipeline(
+        scorer__vision_model=s.vision_model, scorer__image_size=s.image_size,
+        scorer__epochs=s.epochs, scorer__random_state=s.random_state, scorer__verbose=verbose,
+        pruner__keep_ratio=s.keep_ratio, fuser__strategy="centrality",
+        gnn__epochs=s.gnn_epochs, gnn__random_state=s.random_state)
+
+
+def score_split(scorer: Any, split: HeldOutSplit) -> tuple[StudySet, StudySet, StudySet]:
+    """Fit the scorer on the training part and score both parts.
+
+    The held-out studies are scored with reports the fitted decoder writes (their own
+    report would leak the label into the report graph); the same studies with their given
+    reports come third, for the optimistic figure.
+
+    Parameters
+    ----------
+    scorer : AttentionScorer
+        Unfitted (the pipeline's ``scorer`` step); it is fitted here.
+    split : HeldOutSplit
+        The studies.
+
+    Returns
+    -------
+    train, test, test_given : StudySet
+        Scored training studies, held-out studies with generated reports, and the same
+        with their given reports.
+    """
+    scorer.fit(split.X_train, split.y_train)
+    train = scorer.transform(split.X_train)
+    test = scorer.set_params(report_source="generated").transform(split.X_test)
+    return train, test, test.replace(reports=split.X_test["report"].tolist())
+
+
+def visual_only(head: Pipeline) -> Pipeline:
+    """An unfitted copy of ``head`` whose GNN classifies the visual graphs alone.
+
+    Parameters
+    ----------
+    head : Pipeline
+        The steps after the scorer (``pipe[1:]``).
+
+    Returns
+    -------
+    Pipeline
+        The same steps with ``reports`` and ``fuser`` passed through.
+
+    Examples
+    --------
+    >>> head = visual_only(demo_pipeline(DemoSettings.quick())[1:])
+    >>> head.get_params()["fuser"]
+    'passthrough'
+    """
+    return clone(head).set_params(reports="passthrough", fuser="passthrough")
+
+
+def held_out_auc(head: Pipeline, studies: StudySet, y: Any) -> tuple[float, StudySet]:
+    """AUC of a fitted ``head`` on scored studies, and the studies as its GNN saw them.
+
+    Parameters
+    ----------
+    head : Pipeline
+        Fitted steps after the scorer.
+    studies : StudySet
+        Scored held-out studies.
+    y : array-like of shape (n_samples,)
+        Their labels.
+
+    Returns
+    -------
+    auc : float
+    graphs : StudySet
+        ``studies`` after every step of ``head`` but the GNN.
+    """
+    graphs = head[:-1].transform(studies)
+    return roc_auc(y, head[-1].predict_proba(graphs)), graphs
 
 
 def run_demo(settings: DemoSettings | None = None, *, out: str | Path | None = None,
              verbose: int = 0) -> dict[str, Any]:
     """Fit on a training split of the synthetic set, evaluate on a held-out split.
+
+    The chain is :func:`~neural_sk.make_neural_pipeline`'s: the scorer is fitted once,
+    then the steps after it are fitted three times on the scored training studies: as they
+    are (fused graphs), with the report and fusion steps passed through (visual graphs),
+    and that with random patches (the control).
 
     Parameters
     ----------
@@ -67,57 +245,28 @@ def run_demo(settings: DemoSettings | None = None, *, out: str | Path | None = N
     dict
         The figures of the table (AUCs, hit rates, bytes, timings).
     """
-    from sklearn.model_selection import GroupShuffleSplit
-
-    from .attention import AttentionScorer
-    from .datasets import make_synthetic_cxr
-    from .fusion import GraphFuser
-    from .gnn import GNNClassifier
     from .metrics import hit_rate_chance, image_nbytes, kept_graph_bytes, lesion_hit_rate, patch_lesion_masks
-    from .pruning import PatchPruner
-    from .report_graph import ReportGraphBuilder
 
     s = settings or DemoSettings()
     t0 = time.perf_counter()
-    X, y, masks = make_synthetic_cxr(s.n_samples, image_size=s.image_size,
-                                     random_state=s.random_state, return_masks=True)
-    masks = np.asarray(masks)
-    split = GroupShuffleSplit(n_splits=1, test_size=s.test_size, random_state=s.random_state)
-    train, test = next(split.split(X, y, groups=X["patient_id"]))
-    X_train, X_test, y_train, y_test = X.iloc[train], X.iloc[test], y[train], y[test]
-
-    scorer = AttentionScorer(vision_model=s.vision_model, image_size=s.image_size,
-                             epochs=s.epochs, random_state=s.random_state, verbose=verbose)
-    scorer.fit(X_train, y_train)
-    t_fit = time.perf_counter() - t0
-    train_studies = scorer.transform(X_train)
-    test_generated = scorer.set_params(report_source="generated").transform(X_test)
-    test_given = test_generated.replace(reports=X_test["report"].tolist())
-
-    def gnn():
-        return GNNClassifier(epochs=s.gnn_epochs, random_state=s.random_state)
+    split = held_out_split(s.n_samples, image_size=s.image_size, test_size=s.test_size,
+                           random_state=s.random_state)
+    y_train, y_test = split.y_train, split.y_test
+    pipe = demo_pipeline(s, verbose=verbose)
+    train, test, test_given = score_split(pipe["scorer"], split)
+    t_fit = time.perf_counter() - t0  # as before: generating the studies and the scorer fit
 
     results: dict[str, Any] = {"keep_ratio": s.keep_ratio}
-    pruner = PatchPruner(keep_ratio=s.keep_ratio).fit(train_studies)
-    control = PatchPruner(keep_ratio=s.keep_ratio, rank_by="random",
-                          random_state=s.random_state).fit(train_studies)
-    reports = ReportGraphBuilder().fit(train_studies)
-    tr = reports.transform(pruner.transform(train_studies))
-    fuser = GraphFuser(strategy="centrality").fit(tr)
-    tr = fuser.transform(tr)
-    te = fuser.transform(reports.transform(pruner.transform(test_generated)))
-    te_given = fuser.transform(reports.transform(pruner.transform(test_given)))
-    tr_rand, te_rand = control.transform(train_studies), control.transform(test_generated)
+    fused = pipe[1:].fit(train, y_train)
+    results["fused_auc"], te = held_out_auc(fused, test, y_test)
+    results["fused_auc_given_reports"] = held_out_auc(fused, test_given, y_test)[0]
+    visual = visual_only(fused).fit(train, y_train)
+    results["visual_auc"] = held_out_auc(visual, test, y_test)[0]
+    control = clone(visual).set_params(pruner__rank_by="random",
+                                       pruner__random_state=s.random_state).fit(train, y_train)
+    results["random_auc"], te_rand = held_out_auc(control, test, y_test)
 
-    visual = gnn().fit(tr.visual_graphs, y_train)
-    results["visual_auc"] = _auc(y_test, visual.predict_proba(te.visual_graphs))
-    random_model = gnn().fit(tr_rand.visual_graphs, y_train)
-    results["random_auc"] = _auc(y_test, random_model.predict_proba(te_rand.visual_graphs))
-    fused = gnn().fit(tr.graphs, y_train)
-    results["fused_auc"] = _auc(y_test, fused.predict_proba(te.graphs))
-    results["fused_auc_given_reports"] = _auc(y_test, fused.predict_proba(te_given.graphs))
-
-    lesion = patch_lesion_masks(masks[test], te.grid_shape)
+    lesion = patch_lesion_masks(split.masks_test, te.grid_shape)
     results["hit_rate"] = float(lesion_hit_rate(te.keep_mask, lesion, y_test))
     results["hit_rate_random"] = float(lesion_hit_rate(te_rand.keep_mask, lesion, y_test))
     results["hit_rate_chance"] = float(hit_rate_chance(te.keep_mask, lesion, y_test))
@@ -125,12 +274,12 @@ def run_demo(settings: DemoSettings | None = None, *, out: str | Path | None = N
     results["patches_total"] = int(te.keep_mask.shape[1])
     results["bytes_per_study"] = float(np.mean(kept_graph_bytes(te, dtype="float16", field="visual_graphs")))
     results["fused_bytes_per_study"] = float(np.mean(kept_graph_bytes(te, dtype="float16", field="graphs")))
-    results["png_bytes_per_study"] = float(np.mean([image_nbytes(img) for img in X_test["image"]]))
-    results["n_train"], results["n_test"] = int(len(train)), int(len(test))
+    results["png_bytes_per_study"] = float(np.mean([image_nbytes(img) for img in split.X_test["image"]]))
+    results["n_train"], results["n_test"] = len(split.X_train), len(split.X_test)
     results["scorer_fit_s"] = round(t_fit, 1)
     results["total_s"] = round(time.perf_counter() - t0, 1)
     if out is not None:
-        results["pictures"] = _write_pictures(Path(out), X_test, y_test, masks[test], te)
+        results["pictures"] = _write_pictures(Path(out), split.X_test, y_test, split.masks_test, te)
     return results
 
 

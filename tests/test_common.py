@@ -2,7 +2,7 @@
 
 Users put these estimators in their own Pipelines, GridSearchCV, cross_val_score and joblib
 jobs. This suite discovers every public estimator, runs the checks of
-:mod:`neural_sk.utils.estimator_checks` on each (one fitted instance per estimator, shared),
+:mod:`neural_sk.testing` on each (one fitted instance per estimator, shared),
 checks hand-picked invalid parameter values, runs the whole pipeline under
 cross-validation, a parallel grid search and string labels, and validates the numpydoc
 docstrings and doctests of the public API.
@@ -23,7 +23,7 @@ import pkgutil
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.base import BaseEstimator, TransformerMixin, clone, is_classifier
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils import get_tags
 
@@ -32,8 +32,9 @@ from neural_sk.fusion import GraphFuser
 from neural_sk.gnn import GNNClassifier
 from neural_sk.pruning import PatchPruner
 from neural_sk.report_graph import ReportGraphBuilder
-from neural_sk.utils import estimator_checks
-from neural_sk.utils.estimator_checks import check_estimator, make_check_data
+from neural_sk import testing
+from neural_sk.testing import check_estimator, make_check_data
+from neural_sk.testing.estimator_checks import _CHECKS
 
 # ======================================================================================
 # The one table of small, fast settings (64 px tiny Swin, 1 epoch, 8 hidden units...)
@@ -113,7 +114,7 @@ def fitted():
 
 
 _REASONS: dict = {}  # (estimator, check) -> why it is a known defect, while one exists
-CHECK_NAMES = [check.__name__ for check in estimator_checks._CHECKS]
+CHECK_NAMES = [check.__name__ for check in _CHECKS]
 
 
 def _check_cases():
@@ -127,7 +128,7 @@ def _check_cases():
 @pytest.mark.parametrize("name, check", list(_check_cases()))
 def test_common_check(fitted, name, check):
     est, X, y = fitted(name)
-    getattr(estimator_checks, check)(est, X, y)
+    getattr(testing, check)(est, X, y)
 
 
 def test_xfail_table_names_real_checks():
@@ -278,6 +279,16 @@ class _ClaimsToTake2DArrays(ReportGraphBuilder):
         return tags
 
 
+class _MixinAfterBase(BaseEstimator, TransformerMixin):
+    """Mixins after BaseEstimator: scikit-learn's tags and repr come out wrong."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X
+
+
 @pytest.mark.parametrize("broken, check, message", [
     (_FitReturnsNone(keep_ratio=0.25), "check_fit_lifecycle", "not self"),
     (_DropsAStudy(), "check_n_samples_preserved", "15 rows for 16 studies"),
@@ -289,11 +300,12 @@ class _ClaimsToTake2DArrays(ReportGraphBuilder):
     (_SharesItsModel(hidden_dim=4, epochs=1, device="cpu", random_state=0), "check_clone",
      "changed the original"),
     (_ClaimsToTake2DArrays(), "check_tags_input", "rejects a 2-D array"),
+    (_MixinAfterBase(), "check_sklearn_data_free", "check_mixin_order fails"),
 ], ids=lambda v: v if isinstance(v, str) and v.startswith("check_") else (
     None if isinstance(v, str) else type(v).__name__))
 def test_each_check_catches_what_it_is_for(broken, check, message):
     with pytest.raises(AssertionError, match=message):
-        getattr(estimator_checks, check)(broken)
+        getattr(testing, check)(broken)
 
 
 def test_check_estimator_runs_every_check_and_names_the_failure():
@@ -430,7 +442,7 @@ _EXAMPLE_CODES = {"EX01"}
 _DOC_MODULES = ["neural_sk.datasets", "neural_sk.text", "neural_sk.metrics", "neural_sk.patches",
                 "neural_sk.codecs", "neural_sk.datasets.images",
                 "neural_sk.plotting", "neural_sk.io", "neural_sk.baselines",
-                "neural_sk.utils.estimator_checks"]
+                "neural_sk.testing"]
 _DOC_REASONS: dict = {}  # qualified name -> why its docstring is a known defect
 
 
@@ -496,24 +508,20 @@ def test_numpydoc_covers_the_public_api():
                      "neural_sk.pipeline.make_neural_pipeline",
                      "neural_sk.datasets.synthetic.make_synthetic_cxr",
                      "neural_sk.baselines.ImageClassifier.predict",
-                     "neural_sk.utils.estimator_checks.check_estimator"):
+                     "neural_sk.testing.estimator_checks.check_estimator",
+                     "neural_sk.testing.sklearn_api.check_sklearn_data_free"):
         assert expected in _DOC_OBJECTS, expected
     assert set(_DOC_REASONS) <= set(_DOC_OBJECTS)
 
 
 def _doctest_modules() -> list[str]:
-    names = ["neural_sk", "neural_sk.studies", "neural_sk.attention", "neural_sk.pruning",
-             "neural_sk.report_graph", "neural_sk.fusion", "neural_sk.gnn",
-             "neural_sk.pipeline", "neural_sk.baselines", "neural_sk.metrics",
-             "neural_sk.plotting", "neural_sk.io", "neural_sk.utils.estimator_checks"]
-    names += ["neural_sk.patches", "neural_sk.codecs", "neural_sk.metrics.localization",
-              "neural_sk.metrics.bytes", "neural_sk.plotting.images", "neural_sk.plotting.graph",
-              "neural_sk.plotting.curves", "neural_sk.plotting.axes"]
-    for package in ("neural_sk.datasets", "neural_sk.text"):
-        names.append(package)
-        path = importlib.import_module(package).__path__
-        names += [info.name for info in pkgutil.iter_modules(path, package + ".")
-                  if not info.name.rsplit(".", 1)[1].startswith("_")]
+    """Every public module of the package: a moved module keeps its examples tested."""
+    import neural_sk
+
+    names = ["neural_sk"]
+    for info in pkgutil.walk_packages(neural_sk.__path__, "neural_sk."):
+        if not any(part.startswith("_") for part in info.name.split(".")[1:]):
+            names.append(info.name)
     return names
 
 

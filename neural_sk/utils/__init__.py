@@ -1,4 +1,4 @@
-"""Small shared helpers: devices, seeding, input validation."""
+"""The floor of the package: devices, seeding, input validation (imports no estimator)."""
 
 from .device import resolve_device, seed_everything
 from .validation import check_index, check_reports, check_study_frame
