@@ -115,7 +115,7 @@ def load_studies(path: str | os.PathLike | Sequence[str | os.PathLike], *,
 
     The file's checksum is verified first; every array is read with
     ``numpy.load(..., allow_pickle=False)``. Graph fields come back as
-    :class:`~neural_sk.graph_list.GraphList` objects whose graphs have their original dtypes
+    :class:`~neural_sk.graphs.GraphList` objects whose graphs have their original dtypes
     (features stored at float16 come back as float32 values rounded to float16).
 
     Parameters

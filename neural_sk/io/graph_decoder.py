@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph_list import GraphList
+from ..graphs import GraphList
 from .columns import read_ptr, read_strings, writable
 from .errors import ArchiveError
 from .format import decode_strings, restore

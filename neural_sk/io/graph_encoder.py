@@ -10,61 +10,17 @@ and the fused graphs' ``x`` / ``pos`` that GraphFuser builds from them (rebuilt 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..graph_list import GraphList
+from ..graphs import GraphList
 from .columns import Writer
 from .format import compact_int, counts_to_offsets, encode_strings, to_numpy
 
-__all__ = ["as_graph_list", "GraphEncoder"]
+__all__ = ["GraphEncoder"]
 
 _EDGES = "edge_index"
-
-
-# --------------------------------------------------------------------------------------
-# Lists of Data enter here, once
-# --------------------------------------------------------------------------------------
-def as_graph_list(graphs: Sequence[Any], field: str, ids: np.ndarray) -> GraphList:
-    """``graphs`` as a GraphList (a list of ``Data`` or of dicts is converted once).
-
-    A stand-in for ``GraphList.from_data`` until every graph-making step returns a
-    GraphList: tensors of one dtype and trailing shape become flat columns, anything else
-    (strings, numbers, arrays, mixed types) a column of objects, checked when stored.
-    """
-    if isinstance(graphs, GraphList):
-        return graphs
-    dicts = []
-    for i, g in enumerate(graphs):
-        if hasattr(g, "to_dict"):
-            dicts.append(g.to_dict())
-        elif isinstance(g, Mapping):
-            dicts.append(dict(g))
-        else:
-            raise TypeError(f"{field}[{i}] (study {ids[i]!r}) is {type(g).__name__}, "
-                            "not a torch_geometric Data")
-    keys: list[str] = []
-    for d in dicts:
-        keys.extend(k for k in d if k not in keys and d[k] is not None)
-    return GraphList({key: _column(key, [d.get(key) for d in dicts]) for key in keys})
-
-
-def _column(key: str, values: list) -> tuple[str, Any, Any]:
-    import torch
-
-    first = values[0]
-    if not all(torch.is_tensor(v) and v.ndim >= 1 and v.dtype == first.dtype
-               and v.shape[1:] == first.shape[1:] for v in values) \
-            or first.dtype == torch.bfloat16:
-        return "objects", values, None
-    arrays = [v.detach().cpu().numpy() for v in values]
-    if key == _EDGES and first.ndim == 2 and first.shape[0] == 2:
-        counts = np.array([a.shape[1] for a in arrays], np.int64)
-        return "edges", np.concatenate([a.reshape(-1) for a in arrays]), counts_to_offsets(counts)
-    counts = np.array([len(a) for a in arrays], np.int64)
-    return "rows", np.concatenate(arrays), counts_to_offsets(counts)
 
 
 # --------------------------------------------------------------------------------------

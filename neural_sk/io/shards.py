@@ -25,7 +25,7 @@ from .errors import ArchiveError
 from .format import (ACCOUNTING, FORMAT, FORMAT_VERSION, GRAPH_FIELDS, META_NAME, compact_int,
                      jsonable)
 from .graph_decoder import GraphDecoder
-from .graph_encoder import GraphEncoder, as_graph_list
+from .graph_encoder import GraphEncoder
 
 __all__ = ["encode_studies", "decode_studies", "write_shard", "read_shard", "fsync_dir"]
 
@@ -72,7 +72,7 @@ def _field_spec(w: Writer, graphs: GraphEncoder, studies: StudySet, field: str,
     if field == "token_offsets":
         return w.add_ragged(field, value, field, store_dtype="int")
     if field in GRAPH_FIELDS:
-        return graphs.add(field, as_graph_list(value, field, ids), ids)
+        return graphs.add(field, value, ids)  # StudySet holds every graph field as a GraphList
     raise ValueError(f"cannot store field {field!r}")  # pragma: no cover - all handled above
 
 

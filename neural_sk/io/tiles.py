@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..datasets.images import read_image_uint8
+from ..patches import extract_tiles, rebuild_sparse_image
 from ..studies import StudySet
 from .columns import Writer, read_ptr
 from .format import compact_int
@@ -23,26 +25,12 @@ from .shards import decode_studies, read_shard
 __all__ = ["add_pixels", "load_tiles", "load_sparse_images"]
 
 
-def _pixel_array(source: Any, fmt: str) -> np.ndarray:
-    """The image at source resolution as uint8 (or uint16 for PNG) grey levels."""
-    if isinstance(source, np.ndarray) and source.ndim == 2 and source.dtype == np.uint8:
-        return source
-    if (fmt == "png" and isinstance(source, np.ndarray) and source.ndim == 2
-            and source.dtype == np.uint16):
-        return source
-    from ..datasets.images import read_image
-
-    return np.round(read_image(source) * 255.0).astype(np.uint8)
-
-
 def _encode_tiles(image: Any, patch_index: np.ndarray, grid_shape: tuple[int, int],
                   fmt: str, quality: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
     """One study's kept tiles side by side in one PNG/JPEG strip."""
     from PIL import Image
 
-    from ..plotting import extract_tiles
-
-    arr = _pixel_array(image, fmt)
+    arr = read_image_uint8(image, keep_uint16=fmt == "png")
     tiles, _ = extract_tiles(arr, patch_index, grid_shape)
     k, th, tw = tiles.shape
     if k == 0:
@@ -184,7 +172,5 @@ def load_sparse_images(path: str | os.PathLike | Sequence[str | os.PathLike], *,
            [0, 0, 0, 0],
            [0, 0, 0, 0]], dtype=uint8)
     """
-    from ..plotting import rebuild_sparse_image
-
     return [rebuild_sparse_image(t["tiles"], t["patch_index"], t["grid_shape"],
                                  t["image_shape"], fill=fill) for t in load_tiles(path)]

@@ -8,9 +8,12 @@ Two families, both pure NumPy and vectorised over studies:
   come from :func:`patch_lesion_masks` (the patch grid's own function, re-exported here).
 - **Bytes** (:mod:`neural_sk.metrics.bytes`): :func:`graph_nbytes`, :func:`kept_graph_bytes`,
   :func:`image_nbytes`, :func:`source_nbytes`.
+- **Report quality** (:mod:`neural_sk.metrics.clinical`): :func:`clinical_efficacy`, the
+  findings a generated report states against those of the reference report.
 """
 
 from ..patches import patch_lesion_masks
+from .clinical import clinical_efficacy
 from .bytes import graph_nbytes, image_nbytes, kept_graph_bytes, source_nbytes
 from .localization import (
     enrichment,
@@ -37,4 +40,5 @@ __all__ = [
     "image_nbytes",
     "source_nbytes",
     "patch_reduction",
+    "clinical_efficacy",
 ]
