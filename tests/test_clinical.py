@@ -8,7 +8,7 @@ from neural_sk.metrics import clinical_efficacy
 
 
 def test_perfect_reports_score_one():
-    refs = ["Right lower lobe pneumonia.", "Small left pleural effusion.", "No acute disease."]
+    refs = ["Right lower lobe pneumonia.", "Left lower lobe atelectasis.", "No acute disease."]
     ce = clinical_efficacy(refs, refs)
     assert ce["precision"] == ce["recall"] == ce["f1"] == 1.0
     assert ce["location_agreement"] == 1.0 and ce["n_located"] == 2
