@@ -14,7 +14,7 @@ import torch
 from neural_sk import StudySet
 from neural_sk import io as nio
 from neural_sk.datasets import make_synthetic_cxr
-from neural_sk.graph_list import GraphList
+from neural_sk.graphs import GraphList
 from neural_sk.io.checksums import TRAILER_LEN, TRAILER_PREFIX
 from neural_sk.io import (ArchiveError, IncompatibleArchiveError, archive_nbytes,
                           check_compatible, load_sparse_images, load_studies, load_tiles,
