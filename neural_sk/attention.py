@@ -27,7 +27,7 @@ from .models.training import TrainingConfig, jpeg_degrade, train_vision_language
 from .models.vlm import build_vision_language_model, encode_reports, state_digest
 from .studies import StudySet
 from .utils.device import resolve_device, seed_everything
-from .utils.validation import check_study_frame
+from .utils.validation import check_study_frame, warn_missing_report_column
 
 __all__ = ["AttentionScorer"]
 
@@ -253,7 +253,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self : AttentionScorer
         """
         text = self.text_model is not None
-        X = check_study_frame(X, ["image", "report"] if text else ["image"])
+        X = check_study_frame(X, ["image", "report"] if text else ["image"], min_rows=1)
         reports = read_reports(X["report"].tolist(), index=list(X.index)) if text else None
         self._check_method(y)
         seed = seed_everything(self.random_state)
@@ -379,6 +379,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         X = check_study_frame(X, ["image"])
         if self.report_source == "given" and "report" not in X.columns:
             raise ValueError("report_source='given' needs a 'report' column in X")
+        if self.report_source == "auto" and "report" not in X.columns:
+            warn_missing_report_column(X.columns, generated=self.tokenizer_ is not None)
         n = len(X)
         h, w = self.grid_shape_
         out = {

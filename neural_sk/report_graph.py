@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 from typing import Any
 
@@ -145,6 +146,7 @@ class ReportGraphBuilder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         studies = _as_studies(X)
         reports = check_reports(studies.reports, allow_empty=True, index=studies.ids.tolist())
         entities = extract_entities(reports, sections=self.section, batch_size=self.batch_size)
+        _warn_if_reports_say_nothing(reports, entities)
         graphs = _graph_list([self._graph(mentions) for mentions in entities],
                              self.n_features_out_)
         if isinstance(X, StudySet):
@@ -258,3 +260,30 @@ def _as_studies(X: Any) -> StudySet:
             f"column, got {type(X).__name__}"
         ) from None
     return StudySet(reports=reports)
+
+
+# A call where at least this share of the non-empty reports gives no finding is reported.
+_UNREAD_SHARE = 0.5
+
+
+def _warn_if_reports_say_nothing(reports: list[str], entities: list[list[Entity]]) -> None:
+    """One warning when the report half of the graphs is empty or mostly so, and why."""
+    written = [i for i, text in enumerate(reports) if text.strip()]
+    if not reports:
+        return
+    if not written:
+        warnings.warn(f"all {len(reports)} reports are empty, so every report graph is empty "
+                      "and the fused graphs carry the image only (is the 'report' column "
+                      "missing, or were no reports generated?)", UserWarning, stacklevel=3)
+        return
+    silent = [i for i in written if not any(e.kind == "finding" for e in entities[i])]
+    if len(silent) == len(written):
+        warnings.warn(f"no finding could be read in any of the {len(written)} non-empty "
+                      "reports (the reader knows English radiology terms), so the report "
+                      f"graphs say nothing; first such report: {reports[silent[0]][:80]!r}",
+                      UserWarning, stacklevel=3)
+    elif len(silent) >= _UNREAD_SHARE * len(written):
+        warnings.warn(f"{len(silent)} of {len(written)} non-empty reports "
+                      f"({len(silent) / len(written):.0%}) give no finding, so their report "
+                      f"graphs say nothing; first such report: {reports[silent[0]][:80]!r}",
+                      UserWarning, stacklevel=3)

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from numbers import Integral
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 
-def check_study_frame(X: object, required: Sequence[str], *, name: str = "X") -> pd.DataFrame:
+def check_study_frame(X: object, required: Sequence[str], *, name: str = "X",
+                      min_rows: int = 0) -> pd.DataFrame:
     """Check that ``X`` is a DataFrame with the ``required`` columns and return it.
 
-    A ``dict`` of equal-length columns is accepted too.
+    A ``dict`` of equal-length columns is accepted too. ``min_rows`` is the fewest studies
+    the caller can work with (``fit`` needs one).
 
     Examples
     --------
@@ -31,7 +35,38 @@ def check_study_frame(X: object, required: Sequence[str], *, name: str = "X") ->
         raise ValueError(
             f"{name} is missing column(s) {missing}; it has {list(X.columns)}"
         )
+    if len(X) < min_rows:
+        raise ValueError(f"{name} has {len(X)} studies; at least {min_rows} needed")
     return X
+
+
+_REPORT_LIKE = ("report", "reports", "report_text", "text", "findings", "impression")
+
+
+def warn_missing_report_column(columns: Iterable[object], *, generated: bool) -> None:
+    """Warn that a study frame has no ``report`` column, when that silently changes results.
+
+    Without the column a scorer with a decoder writes the reports itself (the report-free
+    mode: quiet, unless a column looks like a misspelled ``report``), and one without a
+    decoder scores every study with no report, so the report half of every graph is empty.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_missing_report_column(["image", "Report"], generated=True)
+    >>> print(caught[0].message)
+    X has no 'report' column but has 'Report'; reports are written from the images by the fitted decoder instead. Rename the column to 'report' to use the given reports.
+    """
+    near = [c for c in columns if str(c).strip().lower() in _REPORT_LIKE and c != "report"]
+    if generated and not near:
+        return
+    hint = f" but has {near[0]!r}" if near else ""
+    what = ("reports are written from the images by the fitted decoder instead" if generated
+            else "every study is scored without a report, so the report graphs will be empty")
+    fix = " Rename the column to 'report' to use the given reports." if near else ""
+    warnings.warn(f"X has no 'report' column{hint}; {what}.{fix}", UserWarning, stacklevel=3)
 
 
 def check_reports(reports: Iterable[object], *, allow_empty: bool = False,
