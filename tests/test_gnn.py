@@ -233,3 +233,56 @@ def test_predict_follows_a_device_set_after_fitting(fitted, toy):
     moved.set_params(device="cpu")
     np.testing.assert_array_equal(moved.predict_proba(test), fitted.predict_proba(test))
     assert next(moved.module_.parameters()).device.type == "cpu"
+
+
+def test_per_modality_readout_pools_each_node_type_apart():
+    import torch
+
+    from neural_sk.models.gnn import GraphClassifierNet
+
+    torch.manual_seed(0)
+    net = GraphClassifierNet(3, 2, hidden_dim=4, readout="per_modality").eval()
+    x = torch.randn(5, 3)
+    edge_index = torch.tensor([[0, 1], [1, 0]])
+    batch = torch.tensor([0, 0, 0, 1, 1])
+    node_type = torch.tensor([0, 0, 1, 0, 0])  # graph 1 has no report node
+    pooled = net.embed(x, edge_index, batch, 2, node_type)
+    assert pooled.shape == (2, 8)
+    assert torch.all(pooled[1, 4:] == 0)       # its report half is empty, not borrowed
+    assert not torch.all(pooled[0, 4:] == 0)
+    # without node types every node is visual: the report half is zero for all graphs
+    assert torch.all(net.embed(x, edge_index, batch, 2)[:, 4:] == 0)
+
+
+def test_per_modality_readout_reads_a_label_held_by_one_report_node():
+    import torch
+    from torch_geometric.data import Data
+
+    rng = np.random.default_rng(0)
+    graphs, y = [], []
+    for i in range(60):
+        label = i % 2
+        # the fused layout: each modality has its own block of columns
+        visual = np.zeros((30, 4), np.float32)
+        visual[:, :3] = rng.normal(size=(30, 3))                   # noise, no label
+        report = np.zeros((1, 4), np.float32)
+        report[0, 3] = label
+        edges = np.array([[0, 30], [30, 0]])                       # one cross edge
+        graphs.append(Data(x=torch.from_numpy(np.vstack([visual, report])),
+                           edge_index=torch.from_numpy(edges),
+                           node_type=torch.tensor([0] * 30 + [1])))
+        y.append(label)
+    clf = GNNClassifier(readout="per_modality", hidden_dim=16, epochs=40, batch_size=16,
+                        random_state=0).fit(graphs, y)
+    assert clf.score(graphs, y) == 1.0
+    # the node types reach the readout: the report half of the pooled vectors is filled
+    import torch
+
+    from neural_sk.graphs import GraphList
+    from neural_sk.models.graph_batches import PackedGraphs
+
+    packed = PackedGraphs(GraphList.from_data(graphs))
+    packed.to(torch.device("cpu"), clf.x_mean_, clf.x_scale_)
+    with torch.no_grad():
+        pooled = clf.module_.eval().embed(*packed.batch(np.arange(len(graphs))))
+    assert pooled.shape == (60, 32) and bool((pooled[:, 16:] != 0).any())
