@@ -8,6 +8,7 @@ import pytest
 
 from neural_sk.datasets import make_synthetic_cxr
 from neural_sk.datasets import synthetic as syn
+from neural_sk.text import labels_from_reports
 
 N, SIZE, SEED = 40, 64, 0
 
@@ -94,7 +95,8 @@ def test_lesion_lies_in_the_lung_of_its_zone(data):
     X, y, _ = data
     plan = syn._plan(N, 0.4, SEED)
     for i in np.flatnonzero(y == 1):
-        image, lesion, lung, study, _ = syn._make_study(plan, i, SIZE)
+        image, masks, lung, study, _ = syn._make_study(plan, i, SIZE)
+        lesion = masks["pneumonia"]
         assert lesion.any()
         assert not (lesion & ~lung).any(), f"study {i}: lesion pixels outside the lungs"
         side = syn.LESION_ZONES[study.zone][0]
@@ -112,7 +114,8 @@ def test_lesion_is_visible(data):
     plan = syn._plan(N, 0.4, SEED)
     gains = []
     for i in np.flatnonzero(y == 1):
-        with_lesion, lesion, *_ = syn._make_study(plan, i, SIZE)
+        with_lesion, masks, *_ = syn._make_study(plan, i, SIZE)
+        lesion = masks["pneumonia"]
         without, *_ = syn._make_study(plan, i, SIZE, draw_lesion=False)
         diff = with_lesion.astype(float) - without.astype(float)
         assert (diff[~lesion] >= -1).all()  # the rest of the study is unchanged
@@ -188,3 +191,74 @@ def test_generator_and_randomstate_seeds():
     assert list(a["report"]) == list(b["report"])
     c, _ = make_synthetic_cxr(2, image_size=32, random_state=np.random.default_rng(4))
     assert len(c) == 2
+
+
+# ------------------------------------------------------------------------- several findings
+
+FINDINGS = ("pneumonia", "pleural-effusion", "cardiomegaly")
+
+
+@pytest.fixture(scope="module")
+def multi():
+    return make_synthetic_cxr(60, image_size=64, random_state=3, return_masks=True,
+                              findings=FINDINGS)
+
+
+def test_several_findings_give_a_column_and_a_mask_each(multi):
+    X, Y, masks = multi
+    assert Y.shape == (60, 3) and Y.dtype == np.int64 and masks.shape == (60, 3, 64, 64)
+    # Each column is its finding, the masks are non-empty exactly where it is present, and
+    # findings occur together.
+    np.testing.assert_array_equal(Y[:, 1], X["effusion"].astype(int))
+    np.testing.assert_array_equal(Y[:, 2], X["cardiomegaly"].astype(int))
+    np.testing.assert_array_equal(Y[:, 0], (X["lesion_zone"] != "").astype(int))
+    np.testing.assert_array_equal(masks.any(axis=(2, 3)), Y.astype(bool))
+    assert ((Y.sum(axis=1) >= 2).any() and (Y.sum(axis=0) > 0).all()
+            and (Y.sum(axis=0) < 60).all())
+    assert int(Y[:, 0].sum()) == 24  # pneumonia: exactly round(prevalence * n)
+
+
+def test_masks_sit_where_each_finding_is(multi):
+    X, Y, masks = multi
+    for i in np.flatnonzero(Y[:, 1]):
+        rows, cols = np.nonzero(masks[i, 1])
+        # Fluid at the costophrenic angle: low in the chest, on the side the report names.
+        assert rows.mean() > 64 * 0.55, f"study {i}"
+        report = X["report"][i].lower()
+        if "bilateral" not in report:
+            assert (cols.mean() < 32) == ("right pleural effusion" in report
+                                          or "right costophrenic" in report), f"study {i}"
+    hearts = masks[Y[:, 2] == 1, 2]
+    assert hearts.sum(axis=(1, 2)).min() > 0.05 * 64 * 64  # a large silhouette
+    assert 0.4 * 64 < np.nonzero(hearts)[2].mean() < 0.75 * 64  # central, towards image right
+
+
+def test_reports_name_each_finding(multi):
+    X, Y, _ = multi
+    y, known = labels_from_reports(X["report"], observations=FINDINGS, uncertain="ones")
+    for j, name in enumerate(FINDINGS):
+        agree = (y[name].to_numpy() == Y[:, j]).mean()
+        assert agree >= 0.9, (name, agree)
+    # Definite effusions and enlarged hearts are said outright.
+    assert (y["pleural-effusion"].to_numpy() == Y[:, 1]).all()
+    assert (y["cardiomegaly"].to_numpy() == Y[:, 2]).all()
+
+
+def test_one_finding_keeps_the_binary_shapes_and_the_default_output():
+    X, y, masks = make_synthetic_cxr(8, image_size=32, random_state=5, return_masks=True)
+    X2, y2, masks2 = make_synthetic_cxr(8, image_size=32, random_state=5, return_masks=True,
+                                        findings="pneumonia")
+    assert y.shape == (8,) and masks.shape == (8, 32, 32)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(masks, masks2)
+    assert all((a == b).all() for a, b in zip(X["image"], X2["image"]))
+    _, y3, masks3 = make_synthetic_cxr(8, image_size=32, random_state=5, return_masks=True,
+                                       findings=("cardiomegaly",))
+    assert y3.shape == (8,) and masks3.shape == (8, 32, 32)
+    np.testing.assert_array_equal(masks3.any(axis=(1, 2)), y3.astype(bool))
+
+
+@pytest.mark.parametrize("findings", [(), ("pneumonia", "pneumonia"), ("effusion",), 3])
+def test_bad_findings_name_the_allowed_ones(findings):
+    with pytest.raises(ValueError, match="findings must be .*pleural-effusion"):
+        make_synthetic_cxr(4, image_size=32, findings=findings)

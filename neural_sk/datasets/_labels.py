@@ -334,9 +334,9 @@ def keep_labelled(table: pd.DataFrame, uncertain: str, *, source: str, target: s
     return table[keep].drop(columns="_label"), y
 
 
-def finish_studies(table: pd.DataFrame, y: np.ndarray, sections: tuple[Sequence, Sequence, Sequence],
-                   *, section: str, missing_report: str, source: str, reason: str,
-                   columns: dict[str, str],
+def finish_studies(table: pd.DataFrame, y: np.ndarray,
+                   sections: tuple[Sequence, Sequence, Sequence], *, section: str,
+                   missing_report: str, source: str, reason: str, columns: dict[str, str],
                    id_column: str = "study_id") -> tuple[pd.DataFrame, np.ndarray]:
     """The common end of the archive loaders: report text, missing reports, the study table.
 

@@ -1,4 +1,4 @@
-"""Synthetic frontal chest X-rays with radiology reports and pneumonia lesion masks.
+"""Synthetic frontal chest X-rays with radiology reports and finding masks (pneumonia by default).
 
 The generator is the embedded data set of the demo, the tests and the benchmarks. It aims to be
 a fair test rather than a toy:
@@ -10,7 +10,9 @@ a fair test rather than a toy:
 * pneumonia is a patchy, irregular airspace opacity built from smoothed noise (some with air
   bronchograms) inside a named lung zone, of varying size and faintness;
 * findings that are *not* pneumonia (pleural effusion, cardiomegaly, plate-like atelectasis,
-  nodules, support devices) occur in both classes at the same rates;
+  nodules, support devices) occur in both classes at the same rates; pleural effusion (fluid
+  at the costophrenic angle) and cardiomegaly can be labelled findings too (``findings=``),
+  each with its mask;
 * reports have ``FINDINGS:`` and ``IMPRESSION:`` sections in varied wording, with negation and
   uncertainty, and name the lesion's location where it was drawn;
 * several studies belong to the same patient (same anatomy, new exposure and findings), so a split
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .anatomy import LESION_ZONES, sample_patient, sample_study
+from .anatomy import FINDINGS, LESION_ZONES, P_CARDIOMEGALY, P_EFFUSION, sample_patient, sample_study
 from .render import render_study
 from .reports import write_report
 
@@ -48,7 +50,7 @@ except ImportError:  # pragma: no cover
     def threadpool_limits(*args: Any, **kwargs: Any) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
-__all__ = ["make_synthetic_cxr", "LESION_ZONES"]
+__all__ = ["make_synthetic_cxr", "FINDINGS", "LESION_ZONES"]
 
 # Studies per patient: most patients have one study, some have a few (as in MIMIC-CXR).
 _STUDIES_PER_PATIENT = (np.array([1, 2, 3, 4, 5]), np.array([0.55, 0.22, 0.12, 0.07, 0.04]))
@@ -66,8 +68,9 @@ def make_synthetic_cxr(
     prevalence: float = 0.4,
     random_state: int | np.random.RandomState | np.random.Generator | None = None,
     return_masks: bool = False,
+    findings: str | tuple[str, ...] = ("pneumonia",),
 ) -> tuple[pd.DataFrame, np.ndarray] | tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Generate synthetic frontal chest X-rays, their reports and pneumonia labels.
+    """Generate synthetic frontal chest X-rays, their reports and finding labels.
 
     Parameters
     ----------
@@ -77,11 +80,20 @@ def make_synthetic_cxr(
         Height and width of the square images, in pixels (at least 32).
     prevalence : float, default=0.4
         Share of pneumonia-positive studies; exactly ``round(prevalence * n_samples)`` studies
-        are positive.
+        are positive. For ``"pleural-effusion"`` and ``"cardiomegaly"`` among ``findings``, the
+        chance that a study has an effusion, or a patient an enlarged heart (then in all of
+        their studies).
     random_state : int, RandomState, Generator or None, default=None
         Seed. The same integer gives the same images, reports and ids.
     return_masks : bool, default=False
-        Also return the lesion masks.
+        Also return the masks of the findings.
+    findings : str or tuple of str, default=("pneumonia",)
+        The findings to label, from :data:`FINDINGS`: ``"pneumonia"`` (a patchy opacity in a
+        lung zone), ``"pleural-effusion"`` (fluid at the costophrenic angle, one side or both)
+        and ``"cardiomegaly"`` (an enlarged heart). Each is drawn on the image and named in the
+        report, and they occur independently, so a study can have several. One finding gives
+        a binary ``y``; several give one column each. Pneumonia is drawn only when asked;
+        effusion and cardiomegaly, when not asked, are distractors at fixed rates.
 
     Returns
     -------
@@ -94,10 +106,14 @@ def make_synthetic_cxr(
         negatives), ``lesion_contrast`` (float in (0, 1], how much of the local lung air the
         consolidation replaces; 0 for negatives) and the bool distractor flags ``effusion``,
         ``cardiomegaly``, ``atelectasis``, ``nodule`` and ``support_devices``.
-    y : ndarray of int of shape (n_samples,)
-        1 for pneumonia, 0 otherwise.
-    masks : ndarray of bool of shape (n_samples, image_size, image_size)
-        Only when ``return_masks``: the lesion's pixels (all False for negatives).
+    y : ndarray of int of shape (n_samples,) or (n_samples, n_findings)
+        1 where the study has the finding, 0 otherwise; one column per finding, in the order
+        of ``findings``, when there are several (scikit-learn's multilabel-indicator format).
+    masks : ndarray of bool
+        Only when ``return_masks``: the finding's pixels (all False where it is absent): the
+        pneumonia's opacity in the visible lung, the effusion's fluid, the heart's silhouette.
+        Of shape (n_samples, image_size, image_size) for one finding, else
+        (n_samples, n_findings, image_size, image_size).
 
     Notes
     -----
@@ -113,6 +129,16 @@ def make_synthetic_cxr(
     False
     >>> "IMPRESSION:" in X["report"][0]
     True
+
+    Several findings:
+
+    >>> X, Y, masks = make_synthetic_cxr(
+    ...     6, image_size=64, random_state=0, return_masks=True,
+    ...     findings=("pneumonia", "pleural-effusion", "cardiomegaly"))
+    >>> Y.shape, masks.shape
+    ((6, 3), (6, 3, 64, 64))
+    >>> bool((masks.any(axis=(2, 3)) == Y.astype(bool)).all())
+    True
     """
     n_samples = _check_int(n_samples, "n_samples", 1)
     image_size = _check_int(image_size, "image_size", 32)
@@ -124,22 +150,25 @@ def make_synthetic_cxr(
         raise ValueError(f"prevalence must be a float in [0, 1], got {prevalence!r}")
     if not isinstance(return_masks, (bool, np.bool_)):
         raise TypeError(f"return_masks must be a bool, got {return_masks!r}")
+    findings = _check_findings(findings)
     seed = _resolve_seed(random_state)
 
-    plan = _plan(n_samples, float(prevalence), seed)
+    plan = _plan(n_samples, float(prevalence), seed, findings)
     images = np.empty(n_samples, dtype=object)
-    masks = np.zeros((n_samples, image_size, image_size), dtype=bool) if return_masks else None
+    masks = (np.zeros((n_samples, len(findings), image_size, image_size), dtype=bool)
+             if return_masks else None)
     reports, rows = [], []
     # The matrix products are tiny: BLAS threads would only fight over the cores.
     with threadpool_limits(limits=1, user_api="blas"):
         for i in range(n_samples):
-            image, lesion, _, study, report = _make_study(plan, i, image_size)
+            image, drawn, _, study, report = _make_study(plan, i, image_size)
             images[i] = image
             if masks is not None:
-                masks[i] = lesion
+                for j, name in enumerate(findings):
+                    masks[i, j] = drawn[name]
             reports.append(report)
             rows.append(study)
-    patients, patient_of_study, y = plan.patients, plan.patient_of_study, plan.y
+    patients, patient_of_study = plan.patients, plan.patient_of_study
 
     X = pd.DataFrame(
         {
@@ -157,9 +186,23 @@ def make_synthetic_cxr(
             "support_devices": np.array([bool(s.devices) for s in rows]),
         }
     )
+    has = {"pneumonia": plan.y.astype(bool), "pleural-effusion": X["effusion"].to_numpy(),
+           "cardiomegaly": X["cardiomegaly"].to_numpy()}
+    y = np.stack([has[name] for name in findings], axis=1).astype(np.int64)
+    if len(findings) == 1:  # binary: today's shapes
+        y, masks = y[:, 0], None if masks is None else masks[:, 0]
     if return_masks:
-        return X, y.copy(), masks
-    return X, y.copy()
+        return X, y, masks
+    return X, y
+
+
+def _check_findings(findings: Any) -> tuple[str, ...]:
+    names = (findings,) if isinstance(findings, str) else findings
+    if (not isinstance(names, (tuple, list)) or not names
+            or any(name not in FINDINGS for name in names) or len(set(names)) < len(names)):
+        raise ValueError(f"findings must be one or several distinct names from {list(FINDINGS)}, "
+                         f"got {findings!r}")
+    return tuple(names)
 
 
 @dataclass
@@ -167,28 +210,37 @@ class _Plan:
     """Who is who: labels, patients and ids, drawn before any study is rendered."""
 
     seed: int
-    y: np.ndarray
+    y: np.ndarray  # pneumonia
     patient_of_study: np.ndarray
     patients: list
     patient_ids: list
     study_ids: list
+    findings: tuple[str, ...] = ("pneumonia",)
+    p_effusion: float = P_EFFUSION
 
 
-def _plan(n_samples: int, prevalence: float, seed: int) -> _Plan:
+def _plan(n_samples: int, prevalence: float, seed: int,
+          findings: tuple[str, ...] = ("pneumonia",)) -> _Plan:
     design = np.random.default_rng((seed, 0))
     patient_of_study, n_patients = _assign_patients(design, n_samples)
     y = np.zeros(n_samples, dtype=np.int64)
-    y[design.permutation(n_samples)[: int(round(prevalence * n_samples))]] = 1
+    # Drawn whatever the findings, so that the ids and the other draws stay the same.
+    positives = design.permutation(n_samples)[: int(round(prevalence * n_samples))]
+    if "pneumonia" in findings:
+        y[positives] = 1
     patient_numbers = design.choice(9_000_000, size=n_patients, replace=False) + 10_000_000
     study_numbers = design.choice(40_000_000, size=n_samples, replace=False) + 50_000_000
-    patients = [sample_patient(np.random.default_rng((seed, 1, p))) for p in range(n_patients)]
+    p_cardiomegaly = prevalence if "cardiomegaly" in findings else P_CARDIOMEGALY
+    patients = [sample_patient(np.random.default_rng((seed, 1, p)), p_cardiomegaly)
+                for p in range(n_patients)]
     return _Plan(seed, y, patient_of_study, patients,
                  [f"p{patient_numbers[p]}" for p in patient_of_study],
-                 [f"s{s}" for s in study_numbers])
+                 [f"s{s}" for s in study_numbers], findings,
+                 prevalence if "pleural-effusion" in findings else P_EFFUSION)
 
 
 def _make_study(plan: _Plan, i: int, image_size: int, draw_lesion: bool = True):
-    """Study ``i`` of a plan: (image, lesion mask, lung mask, Study, report).
+    """Study ``i`` of a plan: (image, {finding: mask}, lung mask, Study, report).
 
     Its random generator depends only on the seed and ``i``, never on the other studies; the
     findings and the report have their own streams, so they do not depend on ``image_size``.
@@ -196,10 +248,10 @@ def _make_study(plan: _Plan, i: int, image_size: int, draw_lesion: bool = True):
     """
     f_rng, r_rng, t_rng = np.random.default_rng((plan.seed, 2, i)).spawn(3)
     patient = plan.patients[plan.patient_of_study[i]]
-    study = sample_study(f_rng, patient, bool(plan.y[i]))
+    study = sample_study(f_rng, patient, bool(plan.y[i]), plan.p_effusion)
     drawn = study if draw_lesion else dataclasses.replace(study, positive=False)
-    image, lesion, lung = render_study(patient, drawn, image_size, r_rng)
-    return image, lesion, lung, study, write_report(t_rng, study)
+    image, masks, lung = render_study(patient, drawn, image_size, r_rng, plan.findings)
+    return image, masks, lung, study, write_report(t_rng, study)
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,9 @@ LESION_ZONES: dict[str, tuple[str, str]] = {
     "lingula": ("left", "middle"),
     "left lower lobe": ("left", "lower"),
 }
+#: The findings a study can be labelled with (and has a mask for), in CheXpert spelling.
+FINDINGS = ("pneumonia", "pleural-effusion", "cardiomegaly")
+
 # Lower lobes are the commonest site of community-acquired pneumonia.
 _ZONE_WEIGHTS = np.array([0.13, 0.14, 0.25, 0.13, 0.10, 0.25])
 
@@ -28,8 +31,9 @@ _ZONE_WEIGHTS = np.array([0.13, 0.14, 0.25, 0.13, 0.10, 0.25])
 _LEVEL_T = {"upper": (0.12, 0.36), "middle": (0.38, 0.62), "lower": (0.66, 0.93)}
 
 # Rates of the distractor findings; they are drawn independently of the label.
-_P_CARDIOMEGALY = 0.18  # per patient: a chronic finding, shared by all of a patient's studies
-_P_EFFUSION = 0.15
+# Effusion and cardiomegaly are findings to predict when asked (then ``prevalence`` is their rate).
+P_CARDIOMEGALY = 0.18  # per patient: a chronic finding, shared by all of a patient's studies
+P_EFFUSION = 0.15
 _P_ATELECTASIS = 0.18
 _P_NODULE = 0.12
 _P_DEVICES = 0.22
@@ -93,8 +97,8 @@ def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
 
 
-def sample_patient(rng: np.random.Generator) -> Patient:
-    cardiomegaly = bool(rng.random() < _P_CARDIOMEGALY)
+def sample_patient(rng: np.random.Generator, p_cardiomegaly: float = P_CARDIOMEGALY) -> Patient:
+    cardiomegaly = bool(rng.random() < p_cardiomegaly)
     heart_rx = uniform(rng, 0.33, 0.38) * (uniform(rng, 1.25, 1.4) if cardiomegaly else 1.0)
     heart_ry = uniform(rng, 0.22, 0.27) * (uniform(rng, 1.08, 1.2) if cardiomegaly else 1.0)
     dome_r = uniform(rng, 0.22, 0.34)
@@ -229,7 +233,8 @@ _DEVICES = ("ecg", "ett", "cvc", "enteric", "pacemaker")
 _DEVICE_P = (0.6, 0.3, 0.35, 0.25, 0.12)
 
 
-def sample_study(rng: np.random.Generator, p: Patient, positive: bool) -> Study:
+def sample_study(rng: np.random.Generator, p: Patient, positive: bool,
+                 p_effusion: float = P_EFFUSION) -> Study:
     st = Study(
         positive=positive,
         tx=uniform(rng, -0.05, 0.05),
@@ -259,7 +264,7 @@ def sample_study(rng: np.random.Generator, p: Patient, positive: bool) -> Study:
     elif rng.random() < 0.12:
         st.resolved_zone = zone_names[int(rng.choice(len(zone_names), p=_ZONE_WEIGHTS))]
 
-    if rng.random() < _P_EFFUSION:
+    if rng.random() < p_effusion:
         sides = ["right", "left"] if rng.random() < 0.2 else [str(rng.choice(["right", "left"]))]
         st.effusion = [(side, uniform(rng, 0.05, 0.26)) for side in sides]
     if rng.random() < _P_ATELECTASIS:

@@ -80,8 +80,12 @@ class _Canvas:
         return pixel_box(self.p, self.st, self.size, x0, x1, y0, y1)
 
 
-def render_study(p: Patient, st: Study, size: int, rng: np.random.Generator):
-    """Draw one study. Returns (uint8 image, bool lesion mask, bool lung mask).
+def render_study(p: Patient, st: Study, size: int, rng: np.random.Generator,
+                 findings: tuple[str, ...] = ("pneumonia",)):
+    """Draw one study. Returns (uint8 image, {finding: bool mask}, bool lung mask).
+
+    The masks are those of ``findings`` (names from :data:`.anatomy.FINDINGS`), all False
+    where the study does not have the finding.
 
     Separate random streams for the background, the lesion, the devices and the detector keep
     a study's background identical whether or not a lesion is drawn on it.
@@ -104,14 +108,21 @@ def render_study(p: Patient, st: Study, size: int, rng: np.random.Generator):
     _draw_soft_tissue(cv, A)
 
     fill = np.zeros((size, size), np.float32)  # share of the lung air replaced by findings
-    lesion_mask = np.zeros((size, size), dtype=bool)
+    masks = {name: np.zeros((size, size), dtype=bool) for name in findings}
     if st.positive:
-        lesion_mask = _fill_lesion(cv, fill, lung, front, les_rng)
-    _fill_other_findings(cv, fill, lungs)
+        lesion = _fill_lesion(cv, fill, lung, front, les_rng)
+        if "pneumonia" in masks:
+            masks["pneumonia"] = lesion
+    effusion = _fill_other_findings(cv, fill, lungs)
+    if "pleural-effusion" in masks:
+        masks["pleural-effusion"] = effusion
+    if "cardiomegaly" in masks and p.cardiomegaly:
+        b = _heart_box(cv)
+        masks["cardiomegaly"][b] = heart_density(p, x[b], y[b], cv.e) > 0.5
     A += fill * lung_air
     if st.devices:
         A += device_layer(dev_rng, p, st, size)
-    return _expose(cv, A, X0, Y0, det_rng), lesion_mask, lung > 0.5
+    return _expose(cv, A, X0, Y0, det_rng), masks, lung > 0.5
 
 
 def _draw_body(cv: _Canvas) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +144,12 @@ def _draw_body(cv: _Canvas) -> tuple[np.ndarray, np.ndarray]:
             humerus = np.exp(-(((d_arm - 0.14) / 0.045) ** 2)) * ramp(-0.25 - y[b], 0.2)
             A[b] += arm * (0.42 + 0.16 * humerus)
     return A, body
+
+
+def _heart_box(cv: _Canvas) -> tuple[slice, slice]:
+    hcx, hcy, hrx, hry, _ = cv.p.heart
+    hr = max(hrx, hry) + 0.02
+    return cv.box(hcx - hr, hcx + hr, hcy - hr, hcy + hr)
 
 
 def _lung_fields(cv: _Canvas) -> tuple[list[np.ndarray], list[tuple[slice, slice]]]:
@@ -159,9 +176,7 @@ def _draw_dense(cv: _Canvas, A: np.ndarray, body: np.ndarray) -> tuple[np.ndarra
     Returns (front: what covers the lungs, dense: front and abdomen)."""
     p, st, x, y, e = cv.p, cv.st, cv.x, cv.y, cv.e
     front = np.zeros((cv.size, cv.size), np.float32)
-    hcx, hcy, hrx, hry, _ = p.heart
-    hr = max(hrx, hry) + 0.02
-    b = cv.box(hcx - hr, hcx + hr, hcy - hr, hcy + hr)
+    b = _heart_box(cv)
     front[b] = heart_density(p, x[b], y[b], e)
     b = cv.box(p.spine_x - 0.22, p.spine_x + 0.24, -3.0, 0.45)
     front[b] = np.maximum(front[b], mediastinum_density(p, x[b], y[b], e))
@@ -311,9 +326,13 @@ def _fill_lesion(cv: _Canvas, fill: np.ndarray, lung: np.ndarray, front: np.ndar
     return lesion_mask
 
 
-def _fill_other_findings(cv: _Canvas, fill: np.ndarray, lungs: list[np.ndarray]) -> None:
-    """Effusion, atelectasis and nodule: their share of the lung air, into ``fill``."""
+def _fill_other_findings(cv: _Canvas, fill: np.ndarray, lungs: list[np.ndarray]) -> np.ndarray:
+    """Effusion, atelectasis and nodule: their share of the lung air, into ``fill``.
+
+    Returns the effusion's mask: where the fluid fills most of the lung.
+    """
     p, st, x, y, size = cv.p, cv.st, cv.x, cv.y, cv.size
+    fluid_seen = np.zeros((size, size), np.float32)
     for side, h in st.effusion:
         k = 0 if side == "right" else 1
         sgn = side_sign(side)
@@ -321,6 +340,11 @@ def _fill_other_findings(cv: _Canvas, fill: np.ndarray, lungs: list[np.ndarray])
         level = p.cp_y + st.inspiration - h * (0.55 + 0.45 * lat)  # meniscus rises laterally
         fluid = ramp(y - level, 0.03) * lungs[k]
         fill[...] = np.maximum(fill, 0.85 * fluid)
+        fluid_seen = np.maximum(fluid_seen, fluid)
+    effusion = fluid_seen > 0.5
+    if st.effusion and not effusion.any():
+        # Tiny images: a small effusion can fall between pixel centres; keep its fullest pixel.
+        effusion.flat[int(np.argmax(fluid_seen))] = True
 
     if st.atelectasis is not None:
         side, _, ax0, ay0, length, thick_, ang = st.atelectasis
@@ -338,6 +362,7 @@ def _fill_other_findings(cv: _Canvas, fill: np.ndarray, lungs: list[np.ndarray])
         rs, cs = pixel_box(p, st, size, nx_ - nr, nx_ + nr, ny_ - nr, ny_ + nr)
         rr = np.hypot(x[rs, cs] - nx_, y[rs, cs] - ny_) / nr
         fill[rs, cs] = np.maximum(fill[rs, cs], 0.65 * np.sqrt(np.clip(1.0 - rr * rr, 0.0, 1.0)))
+    return effusion
 
 
 def _expose(cv: _Canvas, A: np.ndarray, X0: np.ndarray, Y0: np.ndarray,
