@@ -157,7 +157,12 @@ def test_plot_graph_fused_with_status_over_every_node(report_graph):
                                 torch.full((m, 2), float("nan"))]),
                  node_names=report_graph.node_names,
                  node_status=torch.cat([torch.tensor([-1, -1]), report_graph.node_status]))
-    ax = plot_graph(fused, grid_shape=(4, 4))
+    fig, ax = plt.subplots(figsize=(4, 3))
+    plot_graph(fused, ax=ax, grid_shape=(2, 2))  # more report nodes than grid rows
+    fig.canvas.draw()
+    boxes = sorted((t.get_window_extent() for t in ax.texts), key=lambda b: b.y0)
+    assert len(boxes) == m
+    assert all(a.y1 <= b.y0 + 0.5 for a, b in zip(boxes, boxes[1:]))  # names do not overlap
     assert ax.collections[1].get_label() == "image patch"
     assert len(ax.collections[1].get_offsets()) == 2
     assert _groups(ax)["present"] == {"consolidation", "atelectasis"}
