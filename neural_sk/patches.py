@@ -111,11 +111,7 @@ def patch_lesion_masks(
     *,
     min_fraction: float = 0.0,
 ) -> np.ndarray:
-    """Which patches of the grid touch the lesion, per study.
-
-    The ``H x W`` image is cut into ``h x w`` cells the way a strided CNN maps pixels to its
-    feature grid: cell ``i`` covers rows ``[floor(i*H/h), floor((i+1)*H/h))`` and likewise for
-    columns, so cells differ by at most one pixel when ``H`` is not divisible by ``h``.
+    """Which patches of the grid touch the lesion, per study (cells as in :func:`cell_bounds`).
 
     Parameters
     ----------
@@ -256,7 +252,8 @@ def _image(image: Any) -> np.ndarray:
             return image
     raise TypeError(
         "image must be a 2-D array (H, W); read files and colour images first with "
-        f"neural_sk.datasets.read_image or read_image_uint8, got {type(image).__name__} "
+        "neural_sk.datasets.read_image or neural_sk.datasets.images.read_image_uint8, got "
+        f"{type(image).__name__} "
         f"{getattr(image, 'shape', '')}".rstrip()
     )
 

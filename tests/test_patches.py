@@ -190,3 +190,14 @@ def test_rebuild_accepts_exact_size_tiles_and_rejects_small_ones(study):
         rebuild_sparse_image([np.zeros((2, 2))] * 4, index, grid, image.shape)
     with pytest.raises(ValueError, match="tiles for"):
         rebuild_sparse_image(exact[:2], index, grid, image.shape)
+
+
+def test_tiles_need_pixels_not_files(study, tmp_path):
+    _, keep, grid = study
+    for image in (str(tmp_path / "x.png"), np.zeros((8, 8, 3))):
+        with pytest.raises(TypeError, match="read_image"):
+            extract_tiles(image, keep, grid)
+        with pytest.raises(TypeError, match="read_image"):
+            prune_image(image, keep, grid)
+    # a single-channel stack is an image
+    assert prune_image(np.ones((8, 12, 1)), keep, grid).shape == (8, 12)

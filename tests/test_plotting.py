@@ -10,6 +10,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
+from PIL import Image  # noqa: E402
 from torch_geometric.data import Data  # noqa: E402
 
 from neural_sk.plotting import (  # noqa: E402
@@ -62,6 +63,17 @@ def test_show_pruned_from_tiles_matches_original(study):
                                   np.asarray(axes[1].images[0].get_array()))
     with pytest.raises(ValueError, match="patch_index"):
         show_pruned(None, None, grid, tiles=tiles)
+
+
+def test_figures_read_image_files_as_8bit_grey(study, tmp_path):
+    image, keep, grid = study
+    path = tmp_path / "study.png"
+    Image.fromarray(image).save(path)
+    ax = show_pruned(str(path), keep, grid)
+    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()),
+                                  prune_image(image, keep, grid))
+    ax = plot_attention_overlay(path, np.ones(24) / 24, grid)
+    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), image)
 
 
 def test_attention_overlay(study):
@@ -157,7 +169,12 @@ def test_plot_graph_fused_with_status_over_every_node(report_graph):
                                 torch.full((m, 2), float("nan"))]),
                  node_names=report_graph.node_names,
                  node_status=torch.cat([torch.tensor([-1, -1]), report_graph.node_status]))
-    ax = plot_graph(fused, grid_shape=(4, 4))
+    fig, ax = plt.subplots(figsize=(4, 3))
+    plot_graph(fused, ax=ax, grid_shape=(2, 2))  # more report nodes than grid rows
+    fig.canvas.draw()
+    boxes = sorted((t.get_window_extent() for t in ax.texts), key=lambda b: b.y0)
+    assert len(boxes) == m
+    assert all(a.y1 <= b.y0 + 0.5 for a, b in zip(boxes, boxes[1:]))  # names do not overlap
     assert ax.collections[1].get_label() == "image patch"
     assert len(ax.collections[1].get_offsets()) == 2
     assert _groups(ax)["present"] == {"consolidation", "atelectasis"}

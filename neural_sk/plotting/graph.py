@@ -106,7 +106,9 @@ def _layout(g: dict[str, Any], visual: np.ndarray, report: np.ndarray,
     else:
         h, w = max(report.size, 1), 0
     if report.size:
-        xy[report, 1] = np.linspace(0, h - 1, report.size) if report.size > 1 else (h - 1) / 2
+        # One row per report node at least, so that names never overlap on a small grid.
+        rows = max(h, report.size)
+        xy[report, 1] = np.linspace(0, rows - 1, report.size) if report.size > 1 else (h - 1) / 2
     return xy, h, w
 
 
@@ -260,8 +262,9 @@ def plot_graph(
     left = min(-1.0, column - reach - 0.5) if report.size else -1.0
     right = max(w - 0.5, column) + 0.5
     longest = max((len(str(s)) for s in names), default=0) if names is not None else 0
-    ax.set_xlim(left, right + _label_room(ax, longest + 1, right - left, h + 1.0))
-    ax.set_ylim(h, -1)
+    rows = max(h, report.size)
+    ax.set_xlim(left, right + _label_room(ax, longest + 1, right - left, rows + 1.0))
+    ax.set_ylim(rows, -1)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])

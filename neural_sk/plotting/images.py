@@ -27,7 +27,7 @@ def _image_array(image: Any) -> np.ndarray:
         raise ValueError("an image (array or path) is required")
     if isinstance(image, np.ndarray) and image.ndim == 2:
         return image
-    from .datasets.images import read_image_uint8
+    from ..datasets.images import read_image_uint8
 
     return read_image_uint8(image, keep_uint16=True)
 
