@@ -27,6 +27,8 @@ Runs of both sides are interleaved and the best time of each is kept.
 
 Usage: python benchmarks/bench_graphs.py [--quick] [--out FILE]
 (--quick: 100 studies; the full run is kept in benchmarks/results/bench_graphs.json).
+The 14x14 grid is also run at keep ratios 0.1 and 0.2 (``ratio_by_keep_ratio``): larger
+visual graphs, where centrality dominates.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from neural_sk.pruning import PatchPruner
 FEATURE_DIM = 112
 REPORT_DIM = 40  # concept one-hot | status one-hot | node kind, as a report builder gives
 KEEP_PERCENT = 2.3  # the paper's pruning percentile: keep_ratio 0.023
+# Sweeps over larger keep ratios make larger visual graphs (centrality costs more per node).
+SWEEP_PERCENTS = (10.0, 20.0)
 
 
 def make_studies(n: int, grid: tuple[int, int], seed: int) -> StudySet:
@@ -113,15 +117,15 @@ def _nx_central(graph: Data, calls: int) -> tuple[int, dict]:
     return max(bc, key=bc.get), bc
 
 
-def reference(studies: StudySet, keep_details: bool = False, betweenness_calls: int = 2
-              ) -> tuple[list, list]:
+def reference(studies: StudySet, keep_details: bool = False, betweenness_calls: int = 2,
+              keep_percent: float = KEEP_PERCENT) -> tuple[list, list]:
     h, w = studies.grid_shape
     patch_grid = np.arange(h * w).reshape(h, w)
     out, details = [], []
     for i in range(len(studies)):
         agg_attention = studies.attention[i]
         features = torch.from_numpy(studies.patch_features[i])
-        threshold = np.percentile(agg_attention, 100 - KEEP_PERCENT)
+        threshold = np.percentile(agg_attention, 100 - keep_percent)
         pruned_indices = np.where(agg_attention > threshold)[0]
         if len(pruned_indices) == 0:
             pruned_indices = [np.argmax(agg_attention)]
@@ -161,16 +165,27 @@ def reference(studies: StudySet, keep_details: bool = False, betweenness_calls: 
     return out, details
 
 
-def ours(studies: StudySet) -> StudySet:
-    pruned = PatchPruner(keep_ratio=KEEP_PERCENT / 100).fit_transform(studies)
+def percentile_count(n_patches: int, keep_percent: float) -> int:
+    """Patches the public code's rule (scores above the (100 - p)th percentile) keeps of
+    ``n_patches`` distinct scores: ceil(p% of P), except where the percentile lands on a
+    score (20% of 196 keeps 39, not 40)."""
+    ranks = np.arange(n_patches)
+    return int(np.count_nonzero(ranks > np.percentile(ranks, 100 - keep_percent)))
+
+
+def ours(studies: StudySet, keep_percent: float = KEEP_PERCENT) -> StudySet:
+    # top_k: the same number of patches as the reference keeps, so both do the same work.
+    k = percentile_count(studies.n_patches, keep_percent)
+    pruned = PatchPruner(keep_ratio=None, top_k=k).fit_transform(studies)
     return GraphFuser(strategy="centrality").fit_transform(pruned)
 
 
-def ours_with_data_objects(studies: StudySet) -> tuple[list, list]:
+def ours_with_data_objects(studies: StudySet, keep_percent: float = KEEP_PERCENT
+                           ) -> tuple[list, list]:
     """Ours, then every study's visual and fused graph made as a ``Data``, as the
     reference's output is (the pipeline itself never needs them: the GNN reads the
     flat arrays)."""
-    fused = ours(studies)
+    fused = ours(studies, keep_percent)
     return list(fused.visual_graphs), list(fused.graphs)
 
 
@@ -256,29 +271,33 @@ def best_times(fns: dict, repeats: dict) -> tuple[dict, dict]:
             {name: min(t) for name, t in cpu.items()})
 
 
-def run_grid(n: int, grid: tuple[int, int], seed: int, repeats: int) -> dict:
+def run_grid(n: int, grid: tuple[int, int], seed: int, repeats: int,
+             keep_percent: float = KEEP_PERCENT) -> dict:
     # torch.tensor(tensor) warns once per call site; the warning text is not the point here.
     warnings.filterwarnings("ignore", message="To copy construct from a tensor")
     studies = make_studies(n, grid, seed)
-    ours(studies[:10])  # warm caches (grid edges, imports) before timing
+    ours(studies[:10], keep_percent)  # warm caches (grid edges, imports) before timing
     ref_repeats = max(2, repeats // 2)
     t, cpu = best_times(
-        {"ours": lambda: ours(studies),
-         "ours_with_data_objects": lambda: ours_with_data_objects(studies),
-         "reference": lambda: reference(studies),
-         "reference_single": lambda: reference(studies, betweenness_calls=1)},
+        {"ours": lambda: ours(studies, keep_percent),
+         "ours_with_data_objects": lambda: ours_with_data_objects(studies, keep_percent),
+         "reference": lambda: reference(studies, keep_percent=keep_percent),
+         "reference_single": lambda: reference(studies, betweenness_calls=1,
+                                               keep_percent=keep_percent)},
         {"ours": repeats, "ours_with_data_objects": repeats, "reference": ref_repeats,
          "reference_single": ref_repeats},
     )
     t_ours, t_ref, t_single = t["ours"], t["reference"], t["reference_single"]
     t_data = t["ours_with_data_objects"]
-    fused = ours(studies)
+    fused = ours(studies, keep_percent)
     check = studies[: min(n, 200)]
-    ref, details = reference(check, keep_details=True, betweenness_calls=1)
+    ref, details = reference(check, keep_details=True, betweenness_calls=1,
+                             keep_percent=keep_percent)
     equivalent = check_equivalent(check, fused[: len(check)], ref, details)
     kept = np.array([g.num_nodes for g in fused.visual_graphs])
     return {
         "grid_shape": list(grid),
+        "keep_ratio": keep_percent / 100,
         "ours_s": round(t_ours, 4),
         "reference_s": round(t_ref, 4),
         "ratio": round(t_ref / t_ours, 1),
@@ -297,6 +316,15 @@ def run_grid(n: int, grid: tuple[int, int], seed: int, repeats: int) -> dict:
     }
 
 
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 studies (CI)")
@@ -309,6 +337,8 @@ def main(argv: list[str] | None = None) -> dict:
     grids = {f"{h}x{w}": run_grid(n, (h, w), seed, repeats)
              for seed, (h, w) in enumerate([(14, 14), (12, 12)])}
     main_grid = grids["14x14"]
+    sweep = {str(p / 100): run_grid(n, (14, 14), 0, repeats, keep_percent=p)
+             for p in SWEEP_PERCENTS}
     report_graphs = report_graphs_per_s(n)
     result = {
         "benchmark": "bench_graphs",
@@ -329,8 +359,14 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_single_betweenness_cpu_time": main_grid["ratio_single_betweenness_cpu_time"],
         "ours_studies_per_s": main_grid["ours_studies_per_s"],
         "reference_studies_per_s": main_grid["reference_studies_per_s"],
-        "equivalent": all(g["equivalent"] for g in grids.values()),
+        "ratio_by_keep_ratio": {str(KEEP_PERCENT / 100): main_grid["ratio"],
+                                **{k: v["ratio"] for k, v in sweep.items()}},
+        "ratio_single_betweenness_by_keep_ratio": {
+            str(KEEP_PERCENT / 100): main_grid["ratio_single_betweenness"],
+            **{k: v["ratio_single_betweenness"] for k, v in sweep.items()}},
+        "equivalent": all(g["equivalent"] for g in [*grids.values(), *sweep.values()]),
         "grids": grids,
+        "keep_ratio_sweep_14x14": sweep,
         "timing": f"best of {repeats} runs (references: best of {max(2, repeats // 2)}), "
                   "interleaved, one process, same data; ratio* from wall time, "
                   "*_cpu_time from process CPU time",
@@ -339,7 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "versions": {"numpy": np.__version__, "torch": torch.__version__,
-                     "networkx": nx.__version__},
+                     "networkx": nx.__version__, "rustworkx": _version("rustworkx")},
         "command": "python benchmarks/bench_graphs.py" + (" --quick" if args.quick else "")
                    + (f" --out {args.out}" if args.out else ""),
     }

@@ -118,7 +118,8 @@ class GraphFuser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         ``edge_index`` int64 (both directions: visual edges, report edges, then cross-modal
         edges), ``node_type`` int64 (0 visual, 1 report), ``pos`` float32 ``[k + m, 2]``
         (grid row and column of visual nodes, NaN for report nodes), and, when the inputs
-        have them, ``patch_id`` (of the visual nodes) and ``node_names`` (of the report
+        have them, ``patch_id`` (of the visual nodes), ``node_names`` and ``node_status``
+        (of the report nodes: 0 present, 1 absent, 2 uncertain, -1 anatomy; -1 for visual
         nodes).
 
         Parameters

@@ -174,3 +174,19 @@ def test_fuse_graphs_rebuilds_the_fusers_graphs_without_the_estimator(studies):
     for a, b in zip(rebuilt, fitted):
         assert torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index)
         assert a.node_names == b.node_names
+
+
+def test_fused_graphs_keep_the_status_of_report_findings():
+    from neural_sk import PatchPruner, ReportGraphBuilder
+
+    reports = ReportGraphBuilder().fit_transform(
+        ["Right lower lobe consolidation. No effusion. Possible pneumothorax.", ""])
+    attention = np.full((2, 16), 1 / 16, dtype=np.float32)
+    pruned = PatchPruner(keep_ratio=None, top_k=3).fit_transform(reports.replace(
+        attention=attention, patch_features=np.ones((2, 16, 4), np.float32), grid_shape=(4, 4)))
+    fused = GraphFuser().fit_transform(pruned).graphs
+    g, report = fused[0], reports.report_graphs[0]
+    assert g.node_status[:3].tolist() == [-1, -1, -1]  # visual nodes have no status
+    assert g.node_status[3:].tolist() == report.node_status.tolist()
+    assert sorted(set(report.node_status.tolist())) == [-1, 0, 1, 2]
+    assert fused[1].node_status.tolist() == [-1, -1, -1]  # empty report

@@ -116,7 +116,7 @@ def random_graphs(seed, n_graphs=60):
     rng = np.random.default_rng(seed)
     edges, sizes = [], []
     for t in range(n_graphs):
-        n = int(rng.integers(0, 18))
+        n = int(rng.integers(0, 40))  # both sides of the dense limit
         g = nx.gnp_random_graph(n, rng.uniform(0.05, 0.6), seed=int(rng.integers(1 << 30)))
         e = np.array(list(g.edges()), dtype=np.int64).reshape(-1, 2).T
         edges.append(np.concatenate([e, e[::-1]], axis=1))
@@ -134,9 +134,14 @@ def nx_betweenness(edges, n):
 
 def test_betweenness_matches_networkx():
     edges, sizes = random_graphs(0)
-    # a grid above the dense limit exercises the networkx fallback
+    # graphs above the dense limit go to rustworkx: a grid, and a graph with isolated
+    # nodes, self-loops, duplicates and one-direction edges
     edges.append(grid_edges((12, 12)))
     sizes.append(144)
+    rng = np.random.default_rng(1)
+    messy = rng.integers(0, 30, (2, 60))
+    edges.append(np.concatenate([messy, messy[:, :10], [[3, 7], [3, 7]]], axis=1))
+    sizes.append(34)
     # one-direction edges, self-loops and duplicates count as one undirected edge
     edges.append(np.array([[0, 1, 1, 2, 2], [1, 2, 1, 3, 3]]))
     sizes.append(4)

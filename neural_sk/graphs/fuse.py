@@ -236,7 +236,9 @@ def fuse_graphs(
     GraphList
         ``x`` float32, ``edge_index``, ``node_type`` int64 (0 visual, 1 report), ``pos``
         float32 (NaN for report nodes) and, when the inputs have them, ``patch_id`` (of the
-        visual nodes) and ``node_names`` (of the report nodes).
+        visual nodes), ``node_names`` (of the report nodes) and ``node_status`` int64 (the
+        report nodes' own: 0 present, 1 absent, 2 uncertain, -1 anatomy; -1 for visual
+        nodes).
     """
     if strategy not in FUSION_STRATEGIES:
         raise ValueError(f"strategy must be one of {sorted(FUSION_STRATEGIES)}, "
@@ -302,10 +304,17 @@ def _fused_nodes(visual: GraphList | None, report: GraphList | None, k: np.ndarr
         pos = _rows(visual, "pos")
         if pos is not None:
             pos_all[rows] = pos
+    out = {"x": ("rows", x_all, node_offsets), "node_type": ("rows", node_type, node_offsets),
+           "pos": ("rows", pos_all, node_offsets)}
+    status = _rows(report, "node_status")
+    if status is not None:  # so a plot can tell present, absent and uncertain apart
+        node_status = np.full(n_nodes, -1, dtype=np.int64)
+        out["node_status"] = ("rows", node_status, node_offsets)
     if report is not None and n_report:
         rows = np.arange(n_report) + np.repeat(k_offsets[1:], m)
         x_all[rows, dv:dv + dr] = _rows(report, "x")
         x_all[rows, -1] = 1.0
         node_type[rows] = 1
-    return {"x": ("rows", x_all, node_offsets), "node_type": ("rows", node_type, node_offsets),
-            "pos": ("rows", pos_all, node_offsets)}
+        if status is not None:
+            node_status[rows] = status
+    return out
