@@ -16,7 +16,7 @@ import numpy as np
 from ..studies import PER_STUDY_FIELDS, StudySet, concat_study_sets
 from .errors import IncompatibleArchiveError
 from .format import ACCOUNTING, FEATURE_DTYPES, PIXEL_FORMATS, check_compatible, default_fields
-from .manifest import archive_files
+from .manifest import read_shards
 from .shards import decode_studies, encode_studies, read_shard, write_shard
 from .tiles import add_pixels
 
@@ -151,21 +151,21 @@ def load_studies(path: str | os.PathLike | Sequence[str | os.PathLike], *,
     array([[1., 0.],
            [0., 1.]], dtype=float32)
     """
-    files = archive_files(path)
-    if not files:
-        raise ValueError(f"no archive files in {path!r}")
-    parts = []
-    for file in files:
-        meta, arrays = read_shard(Path(file))
-        part = decode_studies(meta, arrays, fields)
+    parts, first = [], None
+    for file, meta, arrays in read_shards(path):
+        part = decode_studies(meta, arrays, fields, shown=repr(str(file)))
         if parts:
             check_compatible(parts[0].info, part.info,
-                             what=f"archives {str(files[0])!r} and {str(file)!r}")
+                             what=f"archives {str(first)!r} and {str(file)!r}")
             if parts[0].grid_shape != part.grid_shape:
                 raise IncompatibleArchiveError(
-                    f"archives {str(files[0])!r} and {str(file)!r} have different patch grids "
+                    f"archives {str(first)!r} and {str(file)!r} have different patch grids "
                     f"{parts[0].grid_shape} and {part.grid_shape}")
+        else:
+            first = file
         parts.append(part)
+    if not parts:
+        raise ValueError(f"no archive files in {path!r}")
     if info is not None:
         check_compatible(info, parts[0].info, what=f"the expected scorer and {str(path)!r}")
     if len(parts) == 1:
@@ -232,8 +232,7 @@ def archive_nbytes(path: str | os.PathLike | Sequence[str | os.PathLike]) -> dic
     import pandas as pd
 
     frames, file_bytes = [], 0
-    for file in archive_files(path):
-        meta, arrays = read_shard(Path(file))
+    for file, meta, arrays in read_shards(path):
         file_bytes += os.path.getsize(file)
         ids = decode_studies(meta, arrays, ["ids"]).ids
         table = arrays[ACCOUNTING].astype(np.int64).reshape(len(ids), -1)

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import ArchiveError
+from .errors import ArchiveError, NotAnArchiveError
 
 __all__ = ["TRAILER_PREFIX", "TRAILER_LEN", "TRAILER_PLACEHOLDER", "payload_digest",
            "file_digest", "write_trailer", "check_trailer"]
@@ -66,12 +66,12 @@ def check_trailer(handle: BinaryIO, shown: str) -> None:
     """Raise :class:`ArchiveError` unless the file's trailer matches its content."""
     size = handle.seek(0, 2)
     if size < TRAILER_LEN:
-        raise ArchiveError(f"{shown} is not a neural_sk archive or is truncated "
+        raise NotAnArchiveError(f"{shown} is not a neural_sk archive or is truncated "
                            f"({size} bytes)")
     handle.seek(size - TRAILER_LEN)
     trailer = handle.read(TRAILER_LEN)
     if not trailer.startswith(TRAILER_PREFIX):
-        raise ArchiveError(f"{shown} is not a neural_sk archive, or it is damaged or "
+        raise NotAnArchiveError(f"{shown} is not a neural_sk archive, or it is damaged or "
                            "truncated: its checksum trailer is missing")
     expected = trailer[len(TRAILER_PREFIX):].decode("ascii", "replace")
     actual = file_digest(handle, size - TRAILER_LEN)

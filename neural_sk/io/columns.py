@@ -99,14 +99,22 @@ def writable(arr: np.ndarray) -> np.ndarray:
     return arr if arr.flags.writeable else arr.copy()
 
 
-def read_ptr(arrays: Mapping[str, np.ndarray], name: str) -> np.ndarray:
-    """Offsets member ``name`` as int64."""
-    return arrays[name].astype(np.int64)
+def read_ptr(arrays: Mapping[str, np.ndarray], name: str, total: int,
+             count: int | None = None) -> np.ndarray:
+    """Offsets member ``name`` as int64, checked: ``count + 1`` of them (when given), from 0,
+    never decreasing, ending at ``total`` (the length of what they cut)."""
+    ptr = arrays[name].astype(np.int64)
+    if (ptr.ndim != 1 or ptr.size == 0 or ptr[0] != 0 or np.any(np.diff(ptr) < 0)
+            or ptr[-1] != total or (count is not None and ptr.size != count + 1)):
+        raise ValueError(f"offsets {name!r} do not cut {total} items into "
+                         f"{'some' if count is None else count} runs")
+    return ptr
 
 
-def read_strings(arrays: Mapping[str, np.ndarray], spec: Mapping) -> list:
+def read_strings(arrays: Mapping[str, np.ndarray], spec: Mapping, n: int) -> list:
     """The strings (None where missing) of a ``"strings"`` spec."""
-    out = decode_strings(arrays[spec["data"]], read_ptr(arrays, spec["offsets"]))
+    blob = arrays[spec["data"]]
+    out = decode_strings(blob, read_ptr(arrays, spec["offsets"], blob.size, n))
     if "none" in spec:
         none = arrays[spec["none"]]
         out = [None if missing else s for s, missing in zip(out, none)]
@@ -117,5 +125,5 @@ def read_ragged(arrays: Mapping[str, np.ndarray], spec: Mapping, n: int) -> list
     """The per-study arrays of a ``"ragged"`` spec (views of one flat array)."""
     full = writable(arrays[spec["data"]].astype(spec["dtype"], copy=False))
     full = full.reshape(-1, *spec["shape"])
-    ptr = read_ptr(arrays, spec["ptr"]).tolist()
+    ptr = read_ptr(arrays, spec["ptr"], len(full), n).tolist()
     return [full[ptr[i]:ptr[i + 1]] for i in range(n)]

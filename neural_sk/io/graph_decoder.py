@@ -75,7 +75,9 @@ class GraphDecoder:
                 and a["layout"] != "scalar" and "present" not in a
                 and "container" not in a):
             kind = "edges" if a["layout"] == "edges" else "rows"
-            return kind, self.flat(field, key), read_ptr(self.arrays, a["ptr"])
+            flat = self.flat(field, key)
+            total = flat.size // 2 if kind == "edges" else len(flat)
+            return kind, flat, read_ptr(self.arrays, a["ptr"], total, self.n)
         return "objects", self.values(field, key), None
 
     def values(self, field: str, key: str) -> list:
@@ -84,10 +86,11 @@ class GraphDecoder:
         n, arrays = self.n, self.arrays
         kind = a["kind"]
         if kind == "strings":
-            values = read_strings(arrays, a)
+            values = read_strings(arrays, a, n)
         elif kind == "string_lists":
-            names = decode_strings(arrays[a["data"]], read_ptr(arrays, a["offsets"]))
-            ptr = read_ptr(arrays, a["ptr"]).tolist()
+            blob = arrays[a["data"]]
+            names = decode_strings(blob, read_ptr(arrays, a["offsets"], blob.size))
+            ptr = read_ptr(arrays, a["ptr"], len(names), n).tolist()
             values = [names[ptr[i]:ptr[i + 1]] for i in range(n)]
         elif kind == "scalars":
             cast = {"bool": bool, "int": int, "float": float}[a["python"]]
@@ -107,7 +110,8 @@ class GraphDecoder:
         if a["layout"] == "scalar":
             values = [restore(full[i], dtype, torch_) for i in range(n)]
         else:
-            ptr = read_ptr(self.arrays, a["ptr"]).tolist()
+            total = full.size // 2 if a["layout"] == "edges" else len(full)
+            ptr = read_ptr(self.arrays, a["ptr"], total, n).tolist()
             if a["layout"] == "edges":
                 values = [restore(full[2 * ptr[i]:2 * ptr[i + 1]].reshape(2, -1), dtype,
                                   torch_) for i in range(n)]
