@@ -447,6 +447,10 @@ HOSTILE = {
     "offsets lie": _shard_case(arrays_edit=_lying_offsets),
     "field spec malformed": _shard_case(
         meta_edit=lambda m: m["fields"].update(reports={"kind": "strings"})),
+    "field dtype is a huge string": _shard_case(
+        meta_edit=lambda m: m["fields"]["attention"].update(dtype="<U100000000")),
+    "bit count lies": _shard_case(
+        meta_edit=lambda m: m["fields"]["keep_mask"].update(n_patches=4000)),
     "array dtype is object": _shard_case(
         meta_edit=lambda m: m["arrays"]["attention"].update(dtype="|O")),
 }
@@ -459,6 +463,20 @@ def test_a_hostile_archive_is_refused_naming_the_file(case, tmp_path):
         warnings.simplefilter("error")  # no "interrupted run" warning before the refusal
         with pytest.raises(ArchiveError, match=re.escape(name)):
             load_studies(path)
+
+
+@pytest.mark.parametrize("attrs", [
+    {"x": {"kind": "ref", "field": "graphs"}},                      # refers to itself
+    {"x": {"kind": "ref", "field": "visual_graphs"}},               # to a reference
+    {"node_type": {"kind": "ref", "field": "visual_graphs"}},
+])
+def test_graph_references_cannot_loop(saved, tmp_path, attrs):
+    def edit(meta):
+        meta["fields"]["graphs"]["attrs"].update(attrs)
+        meta["fields"]["visual_graphs"]["attrs"]["x"] = {"kind": "ref", "field": "graphs"}
+    forged = _forge(saved, tmp_path / "loop.npz", meta_edit=edit)
+    with pytest.raises(ArchiveError, match="loop.npz"):
+        load_studies(forged)
 
 
 def test_a_listed_shard_reads_the_same_missing_linked_or_foreign(tmp_path):

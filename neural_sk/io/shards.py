@@ -20,7 +20,8 @@ import numpy as np
 from .._version import __version__
 from ..studies import PER_STUDY_FIELDS, StudySet
 from .checksums import TRAILER_PLACEHOLDER, check_trailer, payload_digest, write_trailer
-from .columns import Writer, read_ragged, read_strings, writable
+from .columns import (Writer, read_ragged, read_strings, stored_dtype, unpack_bits,
+                      writable)
 from .errors import ArchiveError
 from .format import (ACCOUNTING, FORMAT, FORMAT_VERSION, GRAPH_FIELDS, META_NAME, compact_int,
                      jsonable)
@@ -187,14 +188,9 @@ def _decode_field(field: str, spec: Mapping, arrays: Mapping[str, np.ndarray], n
     if kind == "strings":
         return read_strings(arrays, spec, n)
     if kind == "dense":
-        return writable(arrays[spec["data"]].astype(spec["dtype"], copy=False))
+        return writable(arrays[spec["data"]].astype(stored_dtype(spec["dtype"]), copy=False))
     if kind == "bits":
-        packed = arrays[spec["data"]]
-        count = spec["n_patches"]
-        if (not isinstance(count, int) or packed.ndim != 2
-                or not 0 <= 8 * packed.shape[1] - count < 8):
-            raise ValueError(f"n_patches {count!r} does not match its packed bits")
-        return np.unpackbits(packed, axis=1, count=count).astype(bool)
+        return unpack_bits(arrays[spec["data"]], spec["n_patches"]).astype(bool)
     if kind == "ragged":
         return read_ragged(arrays, spec, n)
     if kind == "graphs":
