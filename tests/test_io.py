@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from neural_sk import StudySet
+from neural_sk.studies import concat_study_sets
 from neural_sk import io as nio
 from neural_sk.datasets import make_synthetic_cxr
 from neural_sk.graph_list import GraphList
@@ -541,3 +542,83 @@ def test_inflating_archives_are_refused_in_bounded_memory(tmp_path):
                           text=True, check=True, cwd=os.getcwd())
     before, peak = map(float, done.stdout.split())
     assert peak - before < 64, (before, peak)  # MiB; inflating either would take 200
+
+
+# --------------------------------------------------------------------------------------
+# Read what is asked
+# --------------------------------------------------------------------------------------
+def _flip_in_member(src, dst, member):
+    """Flip one byte inside ``member``'s data (a stored ZIP member)."""
+    with zipfile.ZipFile(src) as z:
+        info = z.getinfo(member)
+        data = bytearray(src.read_bytes())
+        start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+        data[start + info.file_size - 1] ^= 0x01  # the member's last data byte
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+class _Counting:
+    """A file that counts the bytes read from it."""
+
+    def __init__(self, fh, counter):
+        self._fh, self._counter = fh, counter
+
+    def read(self, n=-1):
+        data = self._fh.read(n)
+        self._counter[0] += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+
+def _bytes_read(monkeypatch, fn):
+    from neural_sk.io import shards
+
+    counter = [0]
+    real = shards.open_file
+    monkeypatch.setattr(shards, "open_file",
+                        lambda *a, **k: _Counting(real(*a, **k), counter))
+    fn()
+    monkeypatch.setattr(shards, "open_file", real)
+    return counter[0]
+
+
+def test_fields_read_only_their_members_and_still_find_damage(studies, saved, tmp_path):
+    from neural_sk.io import verify_archive
+
+    with zipfile.ZipFile(saved) as z:
+        names = z.namelist()
+    # Damage in a member not asked for: invisible to fields=, caught by the full checks.
+    other = _flip_in_member(saved, tmp_path / "attention_hit.npz", "attention.npy")
+    back = load_studies(other, fields=["visual_graphs"])
+    assert isinstance(back.visual_graphs, GraphList) and back.attention is None
+    _assert_graphs_equal(studies.visual_graphs, back.visual_graphs)
+    for check in (load_studies, verify_archive):
+        with pytest.raises(ArchiveError, match="attention_hit.npz"):
+            check(other)
+    # Damage in an asked member is found.
+    assert "visual_graphs/x.npy" in names
+    hit = _flip_in_member(saved, tmp_path / "x_hit.npz", "visual_graphs/x.npy")
+    with pytest.raises(ArchiveError, match="x_hit.npz"):
+        load_studies(hit, fields=["visual_graphs"])
+    assert verify_archive(saved) == {"files": 1, "n_studies": N,
+                                     "file_bytes": saved.stat().st_size}
+
+
+def test_a_few_fields_read_a_few_bytes(studies, tmp_path, monkeypatch):
+    # A shard's worth of studies (ZIP opens read the last 64 kB of a file, whatever its size).
+    many = concat_study_sets([studies] * 20)
+    saved = tmp_path / "many.npz"
+    save_studies(saved, many.replace(ids=np.arange(len(many))))
+    size = saved.stat().st_size
+    some = _bytes_read(monkeypatch, lambda: load_studies(saved, fields=["reports"]))
+    everything = _bytes_read(monkeypatch, lambda: load_studies(saved))
+    assert some <= size / 2 < size <= everything, (some, everything, size)

@@ -146,9 +146,11 @@ def kept_entries(manifest: Mapping, folder: Path) -> dict[int, dict]:
     return entries
 
 
-def read_shards(path: str | os.PathLike | Sequence) -> Iterator[tuple[Path, dict, dict]]:
+def read_shards(path: str | os.PathLike | Sequence, fields: Sequence[str] | None = None
+                ) -> Iterator[tuple[Path, dict, dict]]:
     """``(file, meta, arrays)`` of each shard of a folder with a manifest (in row order),
-    a list of files, or one file.
+    a list of files, or one file (only the arrays of ``fields``, when given: see
+    :func:`~neural_sk.io.shards.read_shard`).
 
     A folder's shards are its manifest's plain file names, read without following symbolic
     links; one that is missing, a link, not a regular file or not an archive gets the same
@@ -156,11 +158,11 @@ def read_shards(path: str | os.PathLike | Sequence) -> Iterator[tuple[Path, dict
     """
     if isinstance(path, (list, tuple)):
         for file in path:
-            yield Path(file), *read_shard(Path(file))
+            yield Path(file), *read_shard(Path(file), fields=fields)
         return
     path = Path(path)
     if not path.is_dir():
-        yield path, *read_shard(path)
+        yield path, *read_shard(path, fields=fields)
         return
     if not (path / MANIFEST_NAME).is_file():
         raise FileNotFoundError(f"{str(path)!r} is a folder without {MANIFEST_NAME}; "
@@ -178,7 +180,7 @@ def read_shards(path: str | os.PathLike | Sequence) -> Iterator[tuple[Path, dict
         try:
             if not stat.S_ISREG(os.lstat(file).st_mode):
                 raise NotAnArchiveError(file)
-            meta, arrays = read_shard(file, follow_symlinks=False)
+            meta, arrays = read_shard(file, follow_symlinks=False, fields=fields)
         except (OSError, NotAnArchiveError):
             raise ArchiveError(
                 f"the manifest {str(path / MANIFEST_NAME)!r} lists shard {entry['file']!r}, "

@@ -93,10 +93,11 @@ def _declared(meta: Mapping, shown: str) -> dict[str, tuple[np.dtype, tuple[int,
     return out
 
 
-def read_arrays(zf: zipfile.ZipFile, meta: Mapping, file_bytes: int,
-                shown: str) -> dict[str, np.ndarray]:
-    """The arrays the metadata declares, each checked against the ZIP directory and its
-    ``.npy`` header before its data is decompressed."""
+def read_arrays(zf: zipfile.ZipFile, meta: Mapping, file_bytes: int, shown: str,
+                names: set[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays the metadata declares (only ``names`` when given), each checked against
+    the ZIP directory and its ``.npy`` header before its data is decompressed; the ZIP's
+    CRC-32 of each member read is checked at its end."""
     declared = _declared(meta, shown)
     infos = {i.filename: i for i in zf.infolist()}
     found = {n[:-4] for n in infos if n.endswith(".npy")}
@@ -110,7 +111,7 @@ def read_arrays(zf: zipfile.ZipFile, meta: Mapping, file_bytes: int,
         raise ArchiveError(f"{shown}: its metadata declares {total} bytes of arrays, more than "
                            f"{budget} for a file of {file_bytes} bytes; refusing to inflate it")
     out = {}
-    for name in sorted(declared):
+    for name in sorted(declared if names is None else set(declared) & names):
         dtype, shape = declared[name]
         out[name] = _read_member(zf, infos[name + ".npy"], dtype, shape, shown)
     return out
