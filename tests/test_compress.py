@@ -161,8 +161,9 @@ def test_kill_9_then_resume_keeps_every_study_exactly_once(model_path, csv_folde
 
     fifo.unlink()
     Image.fromarray(np.full((64, 64), 90, np.uint8)).save(fifo)
-    assert cli_main(["compress", "--input", str(csv), "--model", str(model_path), "--out",
-                     str(out), "--shard-size", "2", "--batch-size", "2", "--resume"]) == 0
+    with pytest.warns(UserWarning, match=f"stale lock .*pid {proc.pid}"):  # the killed run's
+        assert cli_main(["compress", "--input", str(csv), "--model", str(model_path), "--out",
+                         str(out), "--shard-size", "2", "--batch-size", "2", "--resume"]) == 0
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["n_failed"] == 0
@@ -173,6 +174,64 @@ def test_kill_9_then_resume_keeps_every_study_exactly_once(model_path, csv_folde
     assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json"] + [
         f"shard-{k:06d}.npz" for k in range(6)]
+
+
+def _recorded(out):
+    try:
+        return bool(json.loads((out / "manifest.json").read_text())["shards"])
+    except (OSError, ValueError):
+        return False
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(model_path, csv_folder,
+                                                                      tmp_path):
+    table = pd.read_csv(csv_folder / "studies.csv")
+    table["image"] = [str(csv_folder / p) for p in table["image"]]
+    fifo = tmp_path / "blocking.png"  # the first run blocks on row 3, holding the folder
+    os.mkfifo(fifo)
+    table.loc[3, "image"] = str(fifo)
+    csv = tmp_path / "studies.csv"
+    table.to_csv(csv, index=False)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "neural_sk", "compress", "--input", str(csv), "--model",
+           str(model_path), "--out", str(out), "--shard-size", "2", "--batch-size", "2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    with open(tmp_path / "log.txt", "wb") as log:
+        first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 180
+            while not _recorded(out):  # shard 0 written and in the manifest: then it blocks
+                assert first.poll() is None, (tmp_path / "log.txt").read_text()
+                assert time.monotonic() < deadline, "the first run never wrote a shard"
+                time.sleep(0.05)
+            before = sorted(p.name for p in out.iterdir())
+            assert "compress.lock" in before
+            with pytest.raises(CompressError, match=f"running compress \\(pid {first.pid}"):
+                compress(csv, model_path, out, shard_size=2, batch_size=2, resume=True,
+                         verbose=0)
+            assert cli_main(cmd[3:] + ["--resume"]) == 1
+            assert first.poll() is None  # the first run goes on, its files untouched
+            assert sorted(p.name for p in out.iterdir()) == before
+        finally:
+            first.kill()
+            first.wait()
+
+
+def test_a_lock_from_another_host_names_its_owner(model_path, frame, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "compress.lock").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    with pytest.raises(CompressError, match="pid 1 on elsewhere.*delete"):
+        compress(frame, model_path, out, verbose=0)
+    assert sorted(p.name for p in out.iterdir()) == ["compress.lock"]  # nothing touched
+
+
+def test_out_that_is_a_file_is_a_clear_error(model_path, frame, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(CompressError, match="is a file; give a folder"):
+        compress(frame, model_path, afile, verbose=0)
+    assert afile.read_text() == "x"
 
 
 @pytest.fixture(scope="module")

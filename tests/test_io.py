@@ -3,7 +3,12 @@
 import hashlib
 import io
 import json
+import os
 import pickle
+import re
+import subprocess
+import sys
+import warnings
 import zipfile
 
 import joblib
@@ -12,6 +17,7 @@ import pytest
 import torch
 
 from neural_sk import StudySet
+from neural_sk.studies import concat_study_sets
 from neural_sk import io as nio
 from neural_sk.datasets import make_synthetic_cxr
 from neural_sk.graphs import GraphList
@@ -205,7 +211,8 @@ def test_loading_never_unpickles(saved, monkeypatch):
     monkeypatch.setattr(np, "load", spy_load)
     back = load_studies(saved)
     assert len(back) == N and back.graphs is not None
-    assert calls and all(flag is False for flag in calls)
+    # Members are read by the bounded reader, not np.load; if np.load runs, never with pickle.
+    assert all(flag is False for flag in calls)
 
 
 class _Boom:
@@ -330,3 +337,288 @@ def test_a_failed_write_leaves_nothing_behind(studies, tmp_path):
     with pytest.raises(ValueError, match="pixels='png' needs"):
         save_studies(tmp_path / "bad.npz", studies, pixels="png")
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------
+# Hostile archives: every one refused with an ArchiveError naming the file
+# --------------------------------------------------------------------------------------
+def _small(n=3):
+    return StudySet(ids=[f"s{i}" for i in range(n)], reports=[f"report {i}" for i in range(n)],
+                    attention=np.full((n, 4), 0.25, np.float32),
+                    keep_mask=np.eye(n, 4, dtype=bool), grid_shape=(2, 2))
+
+
+def _folder(root, files=("shard-000000.npz",), complete=True):
+    """A folder archive: one real shard and a manifest listing ``files``."""
+    root.mkdir()
+    save_studies(root / "shard-000000.npz", _small())
+    shards = [{"index": i, "file": f, "ids": [], "failed": [], "bytes": 0}
+              for i, f in enumerate(files)]
+    (root / "manifest.json").write_text(json.dumps(
+        {"format": "neural_sk.manifest", "complete": complete, "shards": shards}))
+    return root
+
+
+def _forge(src, dst, *, meta_edit=None, arrays_edit=None):
+    """A lying archive: edited metadata or arrays, every checksum recomputed (no signature)."""
+    from neural_sk.io.checksums import payload_digest
+    from neural_sk.io.shards import read_shard, write_shard
+
+    meta, arrays = read_shard(src)
+    arrays = dict(arrays)
+    if arrays_edit:
+        arrays_edit(arrays)
+        meta["arrays"] = {k: {"dtype": a.dtype.str, "shape": list(a.shape)}
+                          for k, a in arrays.items()}
+    if meta_edit:
+        meta_edit(meta)
+    meta["payload_sha256"] = payload_digest(arrays)
+    write_shard(dst, arrays, meta, compression=True)
+    return dst
+
+
+def _set(key, value):
+    def edit(meta):
+        meta[key] = value
+    return edit
+
+
+def _manifest_case(edit):
+    def make(tmp_path):
+        root = _folder(tmp_path / "arch")
+        manifest = json.loads((root / "manifest.json").read_text())
+        edit(manifest)
+        (root / "manifest.json").write_text(json.dumps(manifest))
+        return root, "manifest.json"
+    return make
+
+
+def _traversal(tmp_path):
+    save_studies(tmp_path / "outside.npz", _small())  # another patient's studies
+    return _folder(tmp_path / "arch", files=["../outside.npz"]), "manifest.json"
+
+
+def _absolute(tmp_path):
+    save_studies(tmp_path / "outside.npz", _small())
+    return _folder(tmp_path / "arch", files=[str(tmp_path / "outside.npz")]), "manifest.json"
+
+
+def _symlink(tmp_path):
+    save_studies(tmp_path / "outside.npz", _small())
+    root = _folder(tmp_path / "arch", files=["shard-000000.npz", "shard-000001.npz"])
+    (root / "shard-000001.npz").symlink_to(tmp_path / "outside.npz")
+    return root, "manifest.json"
+
+
+def _shard_case(meta_edit=None, arrays_edit=None):
+    def make(tmp_path):
+        save_studies(tmp_path / "good.npz", _small())
+        return _forge(tmp_path / "good.npz", tmp_path / "lying.npz", meta_edit=meta_edit,
+                      arrays_edit=arrays_edit), "lying.npz"
+    return make
+
+
+def _inflating_meta(meta):
+    meta["padding"] = " " * (9 << 20)  # over the 8 MiB cap once inflated
+
+
+def _huge_array(arrays):
+    arrays["attention"] = np.zeros((3, 40_000_000), np.float32)  # 480 MB of zeros
+
+
+def _lying_offsets(arrays):
+    arrays["reports.offsets"] = np.array([0, 5, 3, 2], np.uint8)
+
+
+HOSTILE = {
+    "traversal": _traversal,
+    "absolute path": _absolute,
+    "symlink leaving the folder": _symlink,
+    "manifest shards not a list": _manifest_case(lambda m: m.update(shards="abc")),
+    "manifest file not a string": _manifest_case(lambda m: m["shards"][0].update(file=5)),
+    "manifest entry not an object": _manifest_case(lambda m: m.update(shards=[5])),
+    "manifest without format": _manifest_case(lambda m: m.pop("format")),
+    "inflating meta.json": _shard_case(meta_edit=_inflating_meta),
+    "inflating member": _shard_case(arrays_edit=_huge_array),
+    "n_studies too many": _shard_case(meta_edit=_set("n_studies", 5)),
+    "n_studies huge": _shard_case(meta_edit=_set("n_studies", 10**9)),
+    "n_studies not a number": _shard_case(meta_edit=_set("n_studies", "abc")),
+    "grid shape lies": _shard_case(meta_edit=_set("grid_shape", [3, 3])),
+    "grid shape malformed": _shard_case(meta_edit=_set("grid_shape", "abc")),
+    "offsets lie": _shard_case(arrays_edit=_lying_offsets),
+    "field spec malformed": _shard_case(
+        meta_edit=lambda m: m["fields"].update(reports={"kind": "strings"})),
+    "field dtype is a huge string": _shard_case(
+        meta_edit=lambda m: m["fields"]["attention"].update(dtype="<U100000000")),
+    "bit count lies": _shard_case(
+        meta_edit=lambda m: m["fields"]["keep_mask"].update(n_patches=4000)),
+    "array dtype is object": _shard_case(
+        meta_edit=lambda m: m["arrays"]["attention"].update(dtype="|O")),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_hostile_archive_is_refused_naming_the_file(case, tmp_path):
+    path, name = HOSTILE[case](tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "interrupted run" warning before the refusal
+        with pytest.raises(ArchiveError, match=re.escape(name)):
+            load_studies(path)
+
+
+@pytest.mark.parametrize("attrs", [
+    {"x": {"kind": "ref", "field": "graphs"}},                      # refers to itself
+    {"x": {"kind": "ref", "field": "visual_graphs"}},               # to a reference
+    {"node_type": {"kind": "ref", "field": "visual_graphs"}},
+])
+def test_graph_references_cannot_loop(saved, tmp_path, attrs):
+    def edit(meta):
+        meta["fields"]["graphs"]["attrs"].update(attrs)
+        meta["fields"]["visual_graphs"]["attrs"]["x"] = {"kind": "ref", "field": "graphs"}
+    forged = _forge(saved, tmp_path / "loop.npz", meta_edit=edit)
+    with pytest.raises(ArchiveError, match="loop.npz"):
+        load_studies(forged)
+
+
+def test_a_listed_shard_reads_the_same_missing_linked_or_foreign(tmp_path):
+    (tmp_path / "outside.npz").write_bytes(b"not an archive")
+    messages = []
+    for target in ("missing", "link to a file", "link to nothing", "not an archive"):
+        root = _folder(tmp_path / target.replace(" ", "_"),
+                       files=["shard-000000.npz", "shard-000001.npz"])
+        shard = root / "shard-000001.npz"
+        if target == "link to a file":
+            shard.symlink_to(tmp_path / "outside.npz")
+        elif target == "link to nothing":
+            shard.symlink_to(tmp_path / "absent.npz")
+        elif target == "not an archive":
+            shard.write_bytes(b"not an archive")
+        with pytest.raises(ArchiveError) as err:
+            load_studies(root)
+        messages.append(str(err.value).replace(str(root), "<root>"))
+    assert len(set(messages)) == 1, messages
+
+
+def test_an_oversized_manifest_is_refused(tmp_path, monkeypatch):
+    from neural_sk.io import manifest as manifest_module
+
+    root = _folder(tmp_path / "arch")
+    monkeypatch.setattr(manifest_module, "MANIFEST_MAX_BYTES", 16)
+    with pytest.raises(ArchiveError, match="manifest.json"):
+        load_studies(root)
+
+
+_MEMORY_SCRIPT = """
+import sys
+from neural_sk.io import ArchiveError, load_studies
+def rss_mib(field):  # VmHWM: this process's own peak (ru_maxrss may carry the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+before = rss_mib("VmRSS")
+for path in sys.argv[1:]:
+    try:
+        load_studies(path)
+    except ArchiveError:
+        pass
+    else:
+        raise SystemExit("accepted " + path)
+print(before, rss_mib("VmHWM"))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_inflating_archives_are_refused_in_bounded_memory(tmp_path):
+    # Members that inflate to 200 MB (meta.json, and an array the metadata agrees with):
+    # each file is a few hundred kB, and is refused from its declared sizes alone.
+    meta_bomb = _shard_case(meta_edit=lambda m: m.update(padding=" " * (200 << 20)))
+    array_bomb = _shard_case(arrays_edit=lambda a: a.update(
+        attention=np.zeros((3, 17_000_000), np.float32)))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    paths = [str(meta_bomb(tmp_path / "a")[0]), str(array_bomb(tmp_path / "b")[0])]
+    assert all(os.path.getsize(p) < 8 << 20 for p in paths)
+    done = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, *paths], capture_output=True,
+                          text=True, check=True, cwd=os.getcwd())
+    before, peak = map(float, done.stdout.split())
+    assert peak - before < 64, (before, peak)  # MiB; inflating either would take 200
+
+
+# --------------------------------------------------------------------------------------
+# Read what is asked
+# --------------------------------------------------------------------------------------
+def _flip_in_member(src, dst, member):
+    """Flip one byte inside ``member``'s data (a stored ZIP member)."""
+    with zipfile.ZipFile(src) as z:
+        info = z.getinfo(member)
+        data = bytearray(src.read_bytes())
+        start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+        data[start + info.file_size - 1] ^= 0x01  # the member's last data byte
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+class _Counting:
+    """A file that counts the bytes read from it."""
+
+    def __init__(self, fh, counter):
+        self._fh, self._counter = fh, counter
+
+    def read(self, n=-1):
+        data = self._fh.read(n)
+        self._counter[0] += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+
+def _bytes_read(monkeypatch, fn):
+    from neural_sk.io import shards
+
+    counter = [0]
+    real = shards.open_file
+    monkeypatch.setattr(shards, "open_file",
+                        lambda *a, **k: _Counting(real(*a, **k), counter))
+    fn()
+    monkeypatch.setattr(shards, "open_file", real)
+    return counter[0]
+
+
+def test_fields_read_only_their_members_and_still_find_damage(studies, saved, tmp_path):
+    from neural_sk.io import verify_archive
+
+    with zipfile.ZipFile(saved) as z:
+        names = z.namelist()
+    # Damage in a member not asked for: invisible to fields=, caught by the full checks.
+    other = _flip_in_member(saved, tmp_path / "attention_hit.npz", "attention.npy")
+    back = load_studies(other, fields=["visual_graphs"])
+    assert isinstance(back.visual_graphs, GraphList) and back.attention is None
+    _assert_graphs_equal(studies.visual_graphs, back.visual_graphs)
+    for check in (load_studies, verify_archive):
+        with pytest.raises(ArchiveError, match="attention_hit.npz"):
+            check(other)
+    # Damage in an asked member is found.
+    assert "visual_graphs/x.npy" in names
+    hit = _flip_in_member(saved, tmp_path / "x_hit.npz", "visual_graphs/x.npy")
+    with pytest.raises(ArchiveError, match="x_hit.npz"):
+        load_studies(hit, fields=["visual_graphs"])
+    assert verify_archive(saved) == {"files": 1, "n_studies": N,
+                                     "file_bytes": saved.stat().st_size}
+
+
+def test_a_few_fields_read_a_few_bytes(studies, tmp_path, monkeypatch):
+    # A shard's worth of studies (ZIP opens read the last 64 kB of a file, whatever its size).
+    many = concat_study_sets([studies] * 20)
+    saved = tmp_path / "many.npz"
+    save_studies(saved, many.replace(ids=np.arange(len(many))))
+    size = saved.stat().st_size
+    some = _bytes_read(monkeypatch, lambda: load_studies(saved, fields=["reports"]))
+    everything = _bytes_read(monkeypatch, lambda: load_studies(saved))
+    assert some <= size / 2 < size <= everything, (some, everything, size)

@@ -17,6 +17,7 @@ from ..io.format import FEATURE_DTYPES, MANIFEST_NAME, PIXEL_FORMATS
 from ..io.manifest import (SHARD_RE, TEMP_RE, Manifest, kept_entries, new_header,
                            read_manifest)
 from .errors import CompressError
+from .lock import locked
 from .model import Chain, load_model
 from .shard import Options, compress_shard, shard_task
 from .source import Source, study_ids
@@ -25,8 +26,8 @@ __all__ = ["compress", "run_compress_cli"]
 
 
 def _prepare_out(out: Path, header: dict, resume: bool, info: dict | None) -> dict[int, dict]:
-    """Check the output folder and return the finished shards (by index) to keep."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Check the output folder (locked by this run) and return the finished shards (by
+    index) to keep."""
     manifest_path = out / MANIFEST_NAME
     shard_files = [p.name for p in out.iterdir() if SHARD_RE.match(p.name)]
     if not resume:
@@ -84,7 +85,9 @@ def compress(
         classifier are applied) or a fitted :class:`~neural_sk.AttentionScorer`, or a joblib
         file of one. Joblib files are pickles: load only models you trust.
     out : str or path-like
-        Output folder: ``shard-*.npz`` files and ``manifest.json``.
+        Output folder: ``shard-*.npz`` files and ``manifest.json``. While the run lasts it
+        also holds ``compress.lock`` (the run's pid and host): a second run on the same
+        folder is refused while this one is alive.
     batch_size : int, default=32
         Studies per model call; with the images of one batch, this bounds the memory.
     shard_size : int, default=256
@@ -119,7 +122,8 @@ def compress(
     Raises
     ------
     CompressError
-        A study failed under ``on_error="fail"``, or ``resume`` met different settings.
+        A study failed under ``on_error="fail"``, ``resume`` met different settings, ``out``
+        is a file, or another live compress run holds ``out``.
     IncompatibleArchiveError
         ``resume`` with a model other than the one that started the archive.
 
@@ -159,8 +163,20 @@ def compress(
                         shard_size=int(shard_size), batch_size=int(batch_size),
                         on_error=on_error, feature_dtype=feature_dtype,
                         fields=None if fields is None else list(fields), pixels=pixels)
-    entries = _prepare_out(out, header, resume, json.loads(json.dumps(info)))
-    manifest = Manifest(out / MANIFEST_NAME, header, entries)
+    if out.exists() and not out.is_dir():
+        raise CompressError(f"out {str(out)!r} is a file; give a folder (it is created when "
+                            "missing)")
+    out.mkdir(parents=True, exist_ok=True)
+    with locked(out):
+        entries = _prepare_out(out, header, resume, json.loads(json.dumps(info)))
+        manifest = Manifest(out / MANIFEST_NAME, header, entries)
+        return _run(chain, source, int(shard_size), manifest, opts, client, verbose)
+
+
+def _run(chain: Chain, source: Source, shard_size: int, manifest: Manifest, opts: Options,
+         client: Any, verbose: int) -> dict:
+    """Compute the shards the manifest lacks, then mark it complete."""
+    out, entries = Path(opts.out), dict(manifest.entries)
     if not entries and not (out / MANIFEST_NAME).exists():
         manifest.write(claim=True)  # the folder is now claimed by this run
 
@@ -186,7 +202,7 @@ def compress(
     n_rows = 0
     try:
         if client is None:
-            for k, start, chunk in source.chunks(int(shard_size)):
+            for k, start, chunk in source.chunks(shard_size):
                 n_rows = start + len(chunk)
                 if k in entries:
                     if bar is not None:
@@ -197,7 +213,7 @@ def compress(
                 if bar is not None:
                     bar.update(len(chunk))
         else:
-            n_rows = _run_on_dask(client, chain, source, int(shard_size), entries, opts,
+            n_rows = _run_on_dask(client, chain, source, shard_size, entries, opts,
                                   manifest, bar, check_ids)
     finally:
         if bar is not None:

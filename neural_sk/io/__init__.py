@@ -31,7 +31,7 @@ compatibility check, compact encodings); ``checksums``; ``columns`` (per-study a
 
 from __future__ import annotations
 
-from .archive import archive_info, archive_nbytes, load_studies, save_studies
+from .archive import archive_info, archive_nbytes, load_studies, save_studies, verify_archive
 from .errors import ArchiveError, IncompatibleArchiveError
 from .format import FORMAT_VERSION, MANIFEST_NAME, check_compatible
 from .tiles import load_sparse_images, load_tiles
@@ -42,6 +42,7 @@ __all__ = [
     "FORMAT_VERSION",
     "save_studies",
     "load_studies",
+    "verify_archive",
     "check_compatible",
     "archive_nbytes",
     "archive_info",

@@ -16,11 +16,11 @@ import numpy as np
 from ..studies import PER_STUDY_FIELDS, StudySet, concat_study_sets
 from .errors import IncompatibleArchiveError
 from .format import ACCOUNTING, FEATURE_DTYPES, PIXEL_FORMATS, check_compatible, default_fields
-from .manifest import archive_files
+from .manifest import read_shards
 from .shards import decode_studies, encode_studies, read_shard, write_shard
 from .tiles import add_pixels
 
-__all__ = ["save_studies", "load_studies", "archive_info", "archive_nbytes"]
+__all__ = ["save_studies", "load_studies", "verify_archive", "archive_info", "archive_nbytes"]
 
 
 def save_studies(
@@ -113,10 +113,11 @@ def load_studies(path: str | os.PathLike | Sequence[str | os.PathLike], *,
                  fields: Iterable[str] | None = None, info: Mapping | None = None) -> StudySet:
     """Read an archive written by :func:`save_studies` (or a folder written by ``compress``).
 
-    The file's checksum is verified first; every array is read with
-    ``numpy.load(..., allow_pickle=False)``. Graph fields come back as
-    :class:`~neural_sk.graphs.GraphList` objects whose graphs have their original dtypes
-    (features stored at float16 come back as float32 values rounded to float16).
+    The file's checksum is verified first (only the asked members' with ``fields``); every
+    array is read as plain numbers, never unpickled, each size checked before it is read.
+    Graph fields come back as :class:`~neural_sk.graphs.GraphList` objects whose graphs
+    have their original dtypes (features stored at float16 come back as float32 values
+    rounded to float16).
 
     Parameters
     ----------
@@ -125,6 +126,9 @@ def load_studies(path: str | os.PathLike | Sequence[str | os.PathLike], *,
         order); or several archive files, joined in order.
     fields : iterable of str, default=None
         Per-study fields to rebuild (``ids`` always are); all stored fields by default.
+        With ``fields``, only the members those fields are stored in are read, each checked
+        by its CRC-32 (damage elsewhere is not looked for: :func:`verify_archive` checks
+        every byte); without, the whole file's SHA-256 is verified first.
     info : dict, default=None
         The scorer identity the caller expects (e.g. ``scorer.info_``); a different one
         raises :class:`IncompatibleArchiveError`.
@@ -151,27 +155,66 @@ def load_studies(path: str | os.PathLike | Sequence[str | os.PathLike], *,
     array([[1., 0.],
            [0., 1.]], dtype=float32)
     """
-    files = archive_files(path)
-    if not files:
-        raise ValueError(f"no archive files in {path!r}")
-    parts = []
-    for file in files:
-        meta, arrays = read_shard(Path(file))
-        part = decode_studies(meta, arrays, fields)
+    fields = None if fields is None else list(fields)
+    parts, first = [], None
+    for file, meta, arrays in read_shards(path, fields):
+        part = decode_studies(meta, arrays, fields, shown=repr(str(file)))
         if parts:
             check_compatible(parts[0].info, part.info,
-                             what=f"archives {str(files[0])!r} and {str(file)!r}")
+                             what=f"archives {str(first)!r} and {str(file)!r}")
             if parts[0].grid_shape != part.grid_shape:
                 raise IncompatibleArchiveError(
-                    f"archives {str(files[0])!r} and {str(file)!r} have different patch grids "
+                    f"archives {str(first)!r} and {str(file)!r} have different patch grids "
                     f"{parts[0].grid_shape} and {part.grid_shape}")
+        else:
+            first = file
         parts.append(part)
+    if not parts:
+        raise ValueError(f"no archive files in {path!r}")
     if info is not None:
         check_compatible(info, parts[0].info, what=f"the expected scorer and {str(path)!r}")
     if len(parts) == 1:
         return parts[0]
     nonempty = [p for p in parts if len(p)] or parts[:1]
     return concat_study_sets(nonempty)
+
+
+def verify_archive(path: str | os.PathLike | Sequence[str | os.PathLike]) -> dict:
+    """Check every byte of an archive: checksums, sizes, and that every field decodes.
+
+    :func:`load_studies` with ``fields=`` reads only the members those fields need (each
+    checked by its CRC-32); this reads everything, as a full ``load_studies`` does, without
+    keeping the studies.
+
+    Parameters
+    ----------
+    path : path, folder or list of paths
+        As in :func:`load_studies`.
+
+    Returns
+    -------
+    dict
+        ``files`` (number of archive files), ``n_studies`` and ``file_bytes``.
+
+    Raises
+    ------
+    ArchiveError
+        Naming the first damaged or malformed file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from neural_sk import StudySet
+    >>> path = os.path.join(tempfile.mkdtemp(), "s.npz")
+    >>> _ = save_studies(path, StudySet(reports=["a", "b"]))
+    >>> verify_archive(path)["n_studies"]
+    2
+    """
+    files = n = size = 0
+    for file, meta, arrays in read_shards(path):
+        n += len(decode_studies(meta, arrays, None, shown=repr(str(file))))
+        files, size = files + 1, size + os.path.getsize(file)
+    return {"files": files, "n_studies": n, "file_bytes": size}
 
 
 def archive_info(path: str | os.PathLike) -> dict:
@@ -232,8 +275,7 @@ def archive_nbytes(path: str | os.PathLike | Sequence[str | os.PathLike]) -> dic
     import pandas as pd
 
     frames, file_bytes = [], 0
-    for file in archive_files(path):
-        meta, arrays = read_shard(Path(file))
+    for file, meta, arrays in read_shards(path):
         file_bytes += os.path.getsize(file)
         ids = decode_studies(meta, arrays, ["ids"]).ids
         table = arrays[ACCOUNTING].astype(np.int64).reshape(len(ids), -1)

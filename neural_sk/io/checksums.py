@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import ArchiveError
+from .errors import ArchiveError, NotAnArchiveError
 
 __all__ = ["TRAILER_PREFIX", "TRAILER_LEN", "TRAILER_PLACEHOLDER", "payload_digest",
            "file_digest", "write_trailer", "check_trailer"]
@@ -62,17 +62,21 @@ def write_trailer(handle: BinaryIO) -> str:
     return digest
 
 
-def check_trailer(handle: BinaryIO, shown: str) -> None:
-    """Raise :class:`ArchiveError` unless the file's trailer matches its content."""
+def check_trailer(handle: BinaryIO, shown: str, *, verify: bool = True) -> None:
+    """Raise :class:`ArchiveError` unless the file ends in a trailer that (with ``verify``)
+    matches its content; without ``verify`` only the trailer's presence is checked, and
+    damage is found by the CRC-32 of each member read."""
     size = handle.seek(0, 2)
     if size < TRAILER_LEN:
-        raise ArchiveError(f"{shown} is not a neural_sk archive or is truncated "
+        raise NotAnArchiveError(f"{shown} is not a neural_sk archive or is truncated "
                            f"({size} bytes)")
     handle.seek(size - TRAILER_LEN)
     trailer = handle.read(TRAILER_LEN)
     if not trailer.startswith(TRAILER_PREFIX):
-        raise ArchiveError(f"{shown} is not a neural_sk archive, or it is damaged or "
+        raise NotAnArchiveError(f"{shown} is not a neural_sk archive, or it is damaged or "
                            "truncated: its checksum trailer is missing")
+    if not verify:
+        return
     expected = trailer[len(TRAILER_PREFIX):].decode("ascii", "replace")
     actual = file_digest(handle, size - TRAILER_LEN)
     if actual != expected:

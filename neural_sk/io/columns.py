@@ -15,7 +15,8 @@ import numpy as np
 
 from .format import compact_int, counts_to_offsets, decode_strings, encode_strings
 
-__all__ = ["Writer", "writable", "read_ptr", "read_strings", "read_ragged"]
+__all__ = ["Writer", "writable", "stored_dtype", "unpack_bits", "read_ptr", "read_strings",
+           "read_ragged"]
 
 
 class Writer:
@@ -99,14 +100,40 @@ def writable(arr: np.ndarray) -> np.ndarray:
     return arr if arr.flags.writeable else arr.copy()
 
 
-def read_ptr(arrays: Mapping[str, np.ndarray], name: str) -> np.ndarray:
-    """Offsets member ``name`` as int64."""
-    return arrays[name].astype(np.int64)
+def stored_dtype(name: Any) -> np.dtype:
+    """A dtype named in the metadata; only numbers are ever stored (bfloat16 reads as
+    float32), so anything else (strings, objects) is refused before an array is cast."""
+    dtype = np.dtype("float32" if name == "bfloat16" else name)
+    if dtype.kind not in "biufc" or dtype.itemsize > 16:
+        raise ValueError(f"dtype {name!r} is not a stored numeric type")
+    return dtype
 
 
-def read_strings(arrays: Mapping[str, np.ndarray], spec: Mapping) -> list:
+def unpack_bits(packed: np.ndarray, count: Any) -> np.ndarray:
+    """Rows of ``count`` bits packed by ``np.packbits(..., axis=1)``, checked (NumPy would pad
+    a larger count with zeros)."""
+    if (not isinstance(count, int) or isinstance(count, bool) or packed.ndim != 2
+            or not 0 <= 8 * packed.shape[1] - count < 8):
+        raise ValueError(f"{count!r} bits do not match packed rows of shape {packed.shape}")
+    return np.unpackbits(packed, axis=1, count=count)
+
+
+def read_ptr(arrays: Mapping[str, np.ndarray], name: str, total: int,
+             count: int | None = None) -> np.ndarray:
+    """Offsets member ``name`` as int64, checked: ``count + 1`` of them (when given), from 0,
+    never decreasing, ending at ``total`` (the length of what they cut)."""
+    ptr = arrays[name].astype(np.int64)
+    if (ptr.ndim != 1 or ptr.size == 0 or ptr[0] != 0 or np.any(np.diff(ptr) < 0)
+            or ptr[-1] != total or (count is not None and ptr.size != count + 1)):
+        raise ValueError(f"offsets {name!r} do not cut {total} items into "
+                         f"{'some' if count is None else count} runs")
+    return ptr
+
+
+def read_strings(arrays: Mapping[str, np.ndarray], spec: Mapping, n: int) -> list:
     """The strings (None where missing) of a ``"strings"`` spec."""
-    out = decode_strings(arrays[spec["data"]], read_ptr(arrays, spec["offsets"]))
+    blob = arrays[spec["data"]]
+    out = decode_strings(blob, read_ptr(arrays, spec["offsets"], blob.size, n))
     if "none" in spec:
         none = arrays[spec["none"]]
         out = [None if missing else s for s, missing in zip(out, none)]
@@ -115,7 +142,7 @@ def read_strings(arrays: Mapping[str, np.ndarray], spec: Mapping) -> list:
 
 def read_ragged(arrays: Mapping[str, np.ndarray], spec: Mapping, n: int) -> list[np.ndarray]:
     """The per-study arrays of a ``"ragged"`` spec (views of one flat array)."""
-    full = writable(arrays[spec["data"]].astype(spec["dtype"], copy=False))
+    full = writable(arrays[spec["data"]].astype(stored_dtype(spec["dtype"]), copy=False))
     full = full.reshape(-1, *spec["shape"])
-    ptr = read_ptr(arrays, spec["ptr"]).tolist()
+    ptr = read_ptr(arrays, spec["ptr"], len(full), n).tolist()
     return [full[ptr[i]:ptr[i + 1]] for i in range(n)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ArchiveError", "IncompatibleArchiveError"]
+__all__ = ["ArchiveError", "NotAnArchiveError", "IncompatibleArchiveError"]
 
 
 class ArchiveError(ValueError):
@@ -16,6 +16,11 @@ class ArchiveError(ValueError):
     ...     print("not a neural_sk archive" in str(err))
     True
     """
+
+
+class NotAnArchiveError(ArchiveError):
+    """The file is no archive at all (too short, no checksum trailer): for a shard listed in
+    a manifest this reads the same as a missing one, so nothing is learnt from the reply."""
 
 
 class IncompatibleArchiveError(ValueError):

@@ -16,8 +16,8 @@ from .errors import IncompatibleArchiveError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "META_NAME", "ACCOUNTING",
            "FEATURE_DTYPES", "PIXEL_FORMATS", "GRAPH_FIELDS", "jsonable", "check_compatible",
-           "default_fields", "compact_int", "counts_to_offsets", "encode_strings", "decode_strings",
-           "to_numpy", "restore"]
+           "default_fields", "compact_int", "counts_to_offsets", "encode_strings",
+           "decode_strings", "to_numpy", "restore"]
 
 FORMAT = "neural_sk.archive"
 FORMAT_VERSION = 1

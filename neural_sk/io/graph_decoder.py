@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..graphs import GraphList
-from .columns import read_ptr, read_strings, writable
+from .columns import read_ptr, read_strings, stored_dtype, unpack_bits, writable
 from .errors import ArchiveError
 from .format import decode_strings, restore
 
@@ -27,25 +27,38 @@ class GraphDecoder:
         self._flat: dict[tuple[str, str], np.ndarray] = {}
 
     def spec(self, field: str, key: str) -> Mapping:
-        """The stored spec of attribute ``key``, following references."""
+        """The stored spec of attribute ``key``, following a reference."""
+        spec = self._own(field, key)
+        return self._own(spec["field"], key) if spec["kind"] == "ref" else spec
+
+    def _own(self, field: str, key: str) -> Mapping:
+        """The spec as stored, checked for the shapes the writer makes: only the fused graphs
+        refer to (or are rebuilt from) the visual and report graphs, never the reverse, so
+        a spec cannot send the reader round in circles."""
         spec = self.specs[field]["attrs"][key]
-        return self.spec(spec["field"], key) if spec["kind"] == "ref" else spec
+        kind = spec["kind"]
+        derived = kind == "ref" or spec.get("layout") in ("fused_x", "fused_pos")
+        if derived and (field != "graphs" or key == "node_type"):
+            raise ValueError(f"attribute {key!r} of {field!r} cannot be derived")
+        if kind == "ref" and (spec["field"] not in ("visual_graphs", "report_graphs")
+                              or self.specs[spec["field"]]["attrs"][key]["kind"] == "ref"):
+            raise ValueError(f"attribute {key!r} refers to {spec['field']!r}")
+        return spec
 
     def flat(self, field: str, key: str) -> np.ndarray:
         """All studies' values of a tensor attribute, in its original NumPy dtype."""
         if (field, key) in self._flat:
             return self._flat[(field, key)]
-        a = self.specs[field]["attrs"][key]
+        a = self._own(field, key)
         if a["kind"] == "ref":
             out = self.flat(a["field"], key)
         elif a["layout"] in ("fused_x", "fused_pos"):
             out = self._fused(key, a)
         else:
-            dtype = "float32" if a["dtype"] == "bfloat16" else a["dtype"]
             data = self.arrays[a["data"]]
             if a.get("encoding") == "bits":
-                data = np.unpackbits(data, axis=1, count=a["shape"][0])
-            out = writable(data.astype(dtype, copy=False))
+                data = unpack_bits(data, a["shape"][0])
+            out = writable(data.astype(stored_dtype(a["dtype"]), copy=False))
             if a["layout"] == "rows":
                 out = out.reshape(-1, *a["shape"])
         self._flat[(field, key)] = out
@@ -55,9 +68,9 @@ class GraphDecoder:
         node_type = self.flat("graphs", "node_type").astype(np.int64).reshape(-1)
         vis = self.flat("visual_graphs", key)
         is_vis = node_type == 0
-        dtype = "float32" if a["dtype"] == "bfloat16" else a["dtype"]
+        dtype = stored_dtype(a["dtype"])
         if key == "pos":
-            out = np.full((len(node_type), *a["shape"]), np.nan, dtype=dtype)
+            out = np.full((len(node_type), *vis.shape[1:]), np.nan, dtype=dtype)
             out[is_vis] = vis
             return out
         rep = self.flat("report_graphs", key)
@@ -75,7 +88,9 @@ class GraphDecoder:
                 and a["layout"] != "scalar" and "present" not in a
                 and "container" not in a):
             kind = "edges" if a["layout"] == "edges" else "rows"
-            return kind, self.flat(field, key), read_ptr(self.arrays, a["ptr"])
+            flat = self.flat(field, key)
+            total = flat.size // 2 if kind == "edges" else len(flat)
+            return kind, flat, read_ptr(self.arrays, a["ptr"], total, self.n)
         return "objects", self.values(field, key), None
 
     def values(self, field: str, key: str) -> list:
@@ -84,10 +99,11 @@ class GraphDecoder:
         n, arrays = self.n, self.arrays
         kind = a["kind"]
         if kind == "strings":
-            values = read_strings(arrays, a)
+            values = read_strings(arrays, a, n)
         elif kind == "string_lists":
-            names = decode_strings(arrays[a["data"]], read_ptr(arrays, a["offsets"]))
-            ptr = read_ptr(arrays, a["ptr"]).tolist()
+            blob = arrays[a["data"]]
+            names = decode_strings(blob, read_ptr(arrays, a["offsets"], blob.size))
+            ptr = read_ptr(arrays, a["ptr"], len(names), n).tolist()
             values = [names[ptr[i]:ptr[i + 1]] for i in range(n)]
         elif kind == "scalars":
             cast = {"bool": bool, "int": int, "float": float}[a["python"]]
@@ -107,7 +123,8 @@ class GraphDecoder:
         if a["layout"] == "scalar":
             values = [restore(full[i], dtype, torch_) for i in range(n)]
         else:
-            ptr = read_ptr(self.arrays, a["ptr"]).tolist()
+            total = full.size // 2 if a["layout"] == "edges" else len(full)
+            ptr = read_ptr(self.arrays, a["ptr"], total, n).tolist()
             if a["layout"] == "edges":
                 values = [restore(full[2 * ptr[i]:2 * ptr[i + 1]].reshape(2, -1), dtype,
                                   torch_) for i in range(n)]

@@ -11,27 +11,30 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._version import __version__
-from .errors import ArchiveError
+from .errors import ArchiveError, NotAnArchiveError
 from .format import MANIFEST_NAME
-from .shards import fsync_dir
+from .members import open_file
+from .shards import fsync_dir, read_shard
 
-__all__ = ["MANIFEST_FORMAT", "MANIFEST_VERSION", "SHARD_RE", "TEMP_RE", "new_header",
-           "shard_name",
-           "shard_entry", "write_json_atomic", "read_manifest", "kept_entries",
-           "archive_files", "Manifest"]
+__all__ = ["MANIFEST_FORMAT", "MANIFEST_VERSION", "MANIFEST_MAX_BYTES", "SHARD_RE", "TEMP_RE",
+           "new_header", "shard_name", "shard_entry", "write_json_atomic", "read_manifest",
+           "kept_entries", "read_shards", "Manifest"]
 
 MANIFEST_FORMAT = "neural_sk.manifest"
 MANIFEST_VERSION = 1
+# About 100 bytes per study (its id, and the reason of a failed one): room for millions.
+MANIFEST_MAX_BYTES = 256 << 20
 SHARD_RE = re.compile(r"^shard-(\d{6,})\.npz$")
 # Temporary files of an interrupted write (a shard's or the manifest's).
 TEMP_RE = re.compile(r"^\.(shard-\d+\.npz|manifest\.json)\.tmp-")
@@ -76,16 +79,57 @@ def write_json_atomic(path: Path, data: Mapping) -> None:
 
 
 def read_manifest(folder: Path) -> dict:
-    """The manifest of ``folder``; :class:`ArchiveError` when it is not one."""
+    """The manifest of ``folder``, checked field by field; :class:`ArchiveError` naming the
+    file and the field when it is not one (or is over :data:`MANIFEST_MAX_BYTES`)."""
     path = Path(folder) / MANIFEST_NAME
+    shown = repr(str(path))
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ArchiveError(f"cannot read the manifest {str(path)!r}: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT \
-            or "shards" not in manifest:
-        raise ArchiveError(f"{str(path)!r} is not a neural_sk manifest")
+        with open_file(path, follow_symlinks=False) as fh:
+            raw = fh.read(MANIFEST_MAX_BYTES + 1)
+    except OSError:
+        raise ArchiveError(f"cannot read the manifest {shown}: it is not a file inside the "
+                           "archive folder") from None
+    if len(raw) > MANIFEST_MAX_BYTES:
+        raise ArchiveError(f"the manifest {shown} is over {MANIFEST_MAX_BYTES} bytes")
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        raise ArchiveError(f"cannot read the manifest {shown}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise ArchiveError(f"{shown} is not a neural_sk manifest (field 'format')")
+    shards = manifest.get("shards")
+    if not isinstance(shards, list):
+        raise ArchiveError(f"the manifest {shown}: field 'shards' is not a list")
+    for i, entry in enumerate(shards):
+        _check_entry(entry, f"the manifest {shown}: field 'shards[{i}]")
+    if len({e["index"] for e in shards}) != len(shards):
+        raise ArchiveError(f"the manifest {shown}: field 'shards' repeats a shard index")
     return manifest
+
+
+def _check_entry(entry: Any, where: str) -> None:
+    if not isinstance(entry, dict):
+        raise ArchiveError(f"{where}' is not an object")
+    index = entry.get("index")
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise ArchiveError(f"{where}.index' is {index!r}, not an int >= 0")
+    file = entry.get("file")
+    if file is not None and not _plain_name(file):
+        raise ArchiveError(f"{where}.file' is {file!r}: a shard must be a plain file name "
+                           "inside the archive folder")
+    for key in ("ids", "failed"):
+        if not isinstance(entry.get(key, []), list):
+            raise ArchiveError(f"{where}.{key}' is not a list")
+    size = entry.get("bytes", 0)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ArchiveError(f"{where}.bytes' is {size!r}, not an int >= 0")
+
+
+def _plain_name(name: Any) -> bool:
+    """A file name with no folder part: no separator, not ``.`` / ``..``, not absolute."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
+            and "\\" not in name and "\0" not in name and not os.path.isabs(name)
+            and Path(name).name == name)
 
 
 def kept_entries(manifest: Mapping, folder: Path) -> dict[int, dict]:
@@ -102,23 +146,47 @@ def kept_entries(manifest: Mapping, folder: Path) -> dict[int, dict]:
     return entries
 
 
-def archive_files(path: str | os.PathLike | Sequence) -> list[Path]:
-    """The shard files of a folder with a manifest (in row order), a list, or one file."""
+def read_shards(path: str | os.PathLike | Sequence, fields: Sequence[str] | None = None
+                ) -> Iterator[tuple[Path, dict, dict]]:
+    """``(file, meta, arrays)`` of each shard of a folder with a manifest (in row order),
+    a list of files, or one file (only the arrays of ``fields``, when given: see
+    :func:`~neural_sk.io.shards.read_shard`).
+
+    A folder's shards are its manifest's plain file names, read without following symbolic
+    links; one that is missing, a link, not a regular file or not an archive gets the same
+    :class:`ArchiveError`, so a manifest cannot be used to probe what exists elsewhere.
+    """
     if isinstance(path, (list, tuple)):
-        return [Path(p) for p in path]
+        for file in path:
+            yield Path(file), *read_shard(Path(file), fields=fields)
+        return
     path = Path(path)
     if not path.is_dir():
-        return [path]
+        yield path, *read_shard(path, fields=fields)
+        return
     if not (path / MANIFEST_NAME).is_file():
         raise FileNotFoundError(f"{str(path)!r} is a folder without {MANIFEST_NAME}; "
                                 "give an archive file or a folder written by compress")
     manifest = read_manifest(path)
-    if not manifest.get("complete", False):
+    if manifest.get("complete") is not True:
         warnings.warn(f"the archive in {str(path)!r} is incomplete (an interrupted "
                       "compress run): loading the shards written so far; finish it with "
                       "resume=True", stacklevel=3)
     shards = sorted(manifest["shards"], key=lambda s: s["index"])
-    return [path / s["file"] for s in shards if s.get("file")]
+    for entry in shards:
+        if entry.get("file") is None:
+            continue
+        file = path / entry["file"]
+        try:
+            if not stat.S_ISREG(os.lstat(file).st_mode):
+                raise NotAnArchiveError(file)
+            meta, arrays = read_shard(file, follow_symlinks=False, fields=fields)
+        except (OSError, NotAnArchiveError):
+            raise ArchiveError(
+                f"the manifest {str(path / MANIFEST_NAME)!r} lists shard {entry['file']!r}, "
+                "which is not an archive file in that folder (missing, a link, or not an "
+                "archive)") from None
+        yield file, meta, arrays
 
 
 class Manifest:

@@ -20,12 +20,14 @@ import numpy as np
 from .._version import __version__
 from ..studies import PER_STUDY_FIELDS, StudySet
 from .checksums import TRAILER_PLACEHOLDER, check_trailer, payload_digest, write_trailer
-from .columns import Writer, read_ragged, read_strings, writable
+from .columns import (Writer, read_ragged, read_strings, stored_dtype, unpack_bits,
+                      writable)
 from .errors import ArchiveError
 from .format import (ACCOUNTING, FORMAT, FORMAT_VERSION, GRAPH_FIELDS, META_NAME, compact_int,
                      jsonable)
 from .graph_decoder import GraphDecoder
 from .graph_encoder import GraphEncoder
+from .members import open_file, read_arrays, read_meta
 
 __all__ = ["encode_studies", "decode_studies", "write_shard", "read_shard", "fsync_dir"]
 
@@ -117,9 +119,14 @@ def encode_studies(studies: StudySet, fields: Sequence[str], feature_dtype: str,
 
 
 def decode_studies(meta: Mapping, arrays: Mapping[str, np.ndarray],
-                   fields: Iterable[str] | None) -> StudySet:
-    """The StudySet of ``fields`` (all stored ones when None) from an archive's members."""
-    n = int(meta["n_studies"])
+                   fields: Iterable[str] | None, shown: str = "the archive") -> StudySet:
+    """The StudySet of ``fields`` (all stored ones when None) from an archive's members.
+
+    Every field is cross-checked against the header (study count, patch grid) and its
+    offsets against the arrays they cut; anything malformed is an :class:`ArchiveError`
+    naming ``shown`` (the file) and the field.
+    """
+    n, grid = _header(meta, shown)
     specs = meta["fields"]
     wanted = set(specs) if fields is None else set(fields) | {"ids"}
     unknown = wanted - set(PER_STUDY_FIELDS)
@@ -131,30 +138,68 @@ def decode_studies(meta: Mapping, arrays: Mapping[str, np.ndarray],
                          f"(it holds {sorted(specs)})")
     values: dict[str, Any] = {}
     graphs = GraphDecoder(arrays, specs, n)
-    for field, spec in specs.items():
-        if field not in wanted:
-            continue
-        kind = spec["kind"]
-        if field == "ids":
-            values["ids"] = _read_ids(arrays, spec)
-        elif kind == "strings":
-            values[field] = read_strings(arrays, spec)
-        elif kind == "dense":
-            values[field] = writable(arrays[spec["data"]].astype(spec["dtype"], copy=False))
-        elif kind == "bits":
-            values[field] = np.unpackbits(arrays[spec["data"]], axis=1,
-                                          count=spec["n_patches"]).astype(bool)
-        elif kind == "ragged":
-            values[field] = read_ragged(arrays, spec, n)
-        elif kind == "graphs":
-            values[field] = graphs.graphs(field)
-        else:
-            raise ArchiveError(f"unknown field kind {kind!r} for {field!r}")
-    return StudySet(grid_shape=meta.get("grid_shape"), info=meta.get("info"), **values)
+    for field in (f for f in specs if f in wanted):
+        try:
+            values[field] = value = _decode_field(field, specs[field], arrays, n, graphs)
+            if len(value) != n:
+                raise ValueError(f"{len(value)} studies where n_studies is {n}")
+            width = getattr(value, "shape", (n, None))[1:2]
+            if grid is not None and field in _GRID_FIELDS and width != (grid[0] * grid[1],):
+                raise ValueError(f"{width[0] if width else None} patches for a {grid} grid")
+        except ArchiveError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                UnicodeDecodeError, OverflowError) as exc:
+            raise ArchiveError(f"{shown}: metadata field 'fields.{field}' is malformed or "
+                               f"does not match its arrays ({type(exc).__name__}: {exc})"
+                               ) from None
+    try:
+        return StudySet(grid_shape=grid, info=meta.get("info"), **values)
+    except (TypeError, ValueError) as exc:
+        raise ArchiveError(f"{shown}: the stored fields do not form a StudySet ({exc})"
+                           ) from None
 
 
-def _read_ids(arrays: Mapping[str, np.ndarray], spec: Mapping) -> np.ndarray:
-    ids = read_strings(arrays, spec)
+_GRID_FIELDS = ("attention", "keep_mask", "patch_features")
+
+
+def _header(meta: Mapping, shown: str) -> tuple[int, tuple[int, int] | None]:
+    """``n_studies`` and ``grid_shape``, checked."""
+    n = meta.get("n_studies")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ArchiveError(f"{shown}: metadata field 'n_studies' is {n!r}, not an int >= 0")
+    grid = meta.get("grid_shape")
+    if grid is not None and not (isinstance(grid, list) and len(grid) == 2 and all(
+            isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)):
+        raise ArchiveError(f"{shown}: metadata field 'grid_shape' is {grid!r}, not two ints > 0")
+    fields = meta.get("fields")
+    if not isinstance(fields, dict) or not isinstance(fields.get("ids"), dict) or not all(
+            isinstance(spec, dict) for spec in fields.values()):
+        raise ArchiveError(f"{shown}: metadata field 'fields' is not an object of field specs "
+                           "with 'ids'")
+    return n, None if grid is None else (grid[0], grid[1])
+
+
+def _decode_field(field: str, spec: Mapping, arrays: Mapping[str, np.ndarray], n: int,
+                  graphs: GraphDecoder) -> Any:
+    kind = spec["kind"]
+    if field == "ids":
+        return _read_ids(arrays, spec, n)
+    if kind == "strings":
+        return read_strings(arrays, spec, n)
+    if kind == "dense":
+        return writable(arrays[spec["data"]].astype(stored_dtype(spec["dtype"]), copy=False))
+    if kind == "bits":
+        return unpack_bits(arrays[spec["data"]], spec["n_patches"]).astype(bool)
+    if kind == "ragged":
+        return read_ragged(arrays, spec, n)
+    if kind == "graphs":
+        return graphs.graphs(field)
+    raise ValueError(f"unknown field kind {kind!r}")
+
+
+def _read_ids(arrays: Mapping[str, np.ndarray], spec: Mapping, n: int) -> np.ndarray:
+    ids = read_strings(arrays, spec, n)
     if spec.get("ids_kind") == "int":
         return np.array([int(v) for v in ids], dtype=np.int64)
     if spec.get("ids_kind") == "bool":
@@ -209,35 +254,67 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_shard(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """Check the file's checksum, then read its metadata and arrays (never unpickling)."""
+def read_shard(path: Path, *, follow_symlinks: bool = True,
+               fields: Iterable[str] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a shard's metadata and arrays (never unpickling), every size bounded (see
+    :mod:`neural_sk.io.members`).
+
+    With ``fields=None`` the whole file is verified: its SHA-256, then every array's. With
+    ``fields``, only the members those fields need are read, each checked by its CRC-32, so
+    a few fields of a large file cost a few of its bytes and damage in them is still found.
+    """
     shown = repr(str(path))
-    if not path.is_file():
+    if follow_symlinks and not path.is_file():
         raise FileNotFoundError(f"archive {shown} does not exist")
-    with open(path, "rb") as fh:
-        check_trailer(fh, shown)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(npz[META_NAME].decode("utf-8"))
-            if meta.get("format") != FORMAT:
-                raise ArchiveError(f"{shown} is not a neural_sk archive "
-                                   f"(format {meta.get('format')!r})")
-            version = meta.get("format_version")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise ArchiveError(
-                    f"{shown} has format version {version!r}; this neural_sk "
-                    f"({__version__}) reads versions up to {FORMAT_VERSION}: upgrade neural_sk")
-            expected_names = set(meta["arrays"])
-            found = set(npz.files) - {META_NAME}
-            if found != expected_names:
-                raise ArchiveError(f"{shown} is damaged: arrays {sorted(found ^ expected_names)} "
-                                   "are missing or unexpected")
-            arrays = {name: npz[name] for name in sorted(expected_names)}
-    except ArchiveError:
-        raise
-    except Exception as exc:
-        raise ArchiveError(f"cannot read archive {shown}: {type(exc).__name__}: {exc}") from exc
-    if payload_digest(arrays) != meta.get("payload_sha256"):
+    with open_file(path, follow_symlinks=follow_symlinks) as fh:
+        check_trailer(fh, shown, verify=fields is None)
+        size = fh.seek(0, os.SEEK_END)
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                meta = read_meta(zf, shown)
+                _check_format(meta, shown)
+                names = None if fields is None else _members_for(meta, fields, shown)
+                arrays = read_arrays(zf, meta, size, shown, names)
+        except ArchiveError:
+            raise
+        except Exception as exc:
+            raise ArchiveError(f"cannot read archive {shown}: {type(exc).__name__}: {exc}"
+                               ) from exc
+    if names is None and payload_digest(arrays) != meta.get("payload_sha256"):
         raise ArchiveError(f"archive {shown} is damaged: the arrays' SHA-256 does not match "
                            "its metadata")
     return meta, arrays
+
+
+def _members_for(meta: Mapping, fields: Iterable[str], shown: str) -> set[str]:
+    """The arrays that ``fields`` (and ``ids``) are read from, following the fused graphs'
+    references to the visual and report graphs."""
+    specs = meta.get("fields")
+    if not isinstance(specs, dict):
+        raise ArchiveError(f"{shown}: metadata field 'fields' is not an object")
+    wanted = {"ids", *fields}
+    if "graphs" in wanted:
+        wanted |= {"visual_graphs", "report_graphs"}
+    declared = meta.get("arrays") if isinstance(meta.get("arrays"), dict) else {}
+    names: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str) and value in declared:
+            names.add(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+
+    for field in wanted & set(specs):
+        walk(specs[field])
+    return names
+
+
+def _check_format(meta: Mapping, shown: str) -> None:
+    if meta.get("format") != FORMAT:
+        raise ArchiveError(f"{shown} is not a neural_sk archive (format {meta.get('format')!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArchiveError(
+            f"{shown} has format version {version!r}; this neural_sk "
+            f"({__version__}) reads versions up to {FORMAT_VERSION}: upgrade neural_sk")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +18,8 @@ from ..patches import extract_tiles, rebuild_sparse_image
 from ..studies import StudySet
 from .columns import Writer, read_ptr
 from .format import compact_int
-from .manifest import archive_files
-from .shards import decode_studies, read_shard
+from .manifest import read_shards
+from .shards import decode_studies
 
 __all__ = ["add_pixels", "load_tiles", "load_sparse_images"]
 
@@ -114,14 +113,13 @@ def load_tiles(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[di
     from PIL import Image
 
     out = []
-    for file in archive_files(path):
-        meta, arrays = read_shard(Path(file))
+    for file, meta, arrays in read_shards(path):
         spec = meta.get("pixels")
         if spec is None:
             raise ValueError(f"archive {str(file)!r} holds no pixels (saved without pixels=)")
         keep = decode_studies(meta, arrays, ["keep_mask"]).keep_mask
         blob = arrays[spec["data"]].tobytes()
-        ptr = read_ptr(arrays, spec["ptr"]).tolist()
+        ptr = read_ptr(arrays, spec["ptr"], len(blob), len(keep)).tolist()
         tile_shapes = arrays[spec["tile_shape"]].astype(np.int64)
         image_shapes = arrays[spec["image_shape"]].astype(np.int64)
         for i in range(int(meta["n_studies"])):
