@@ -437,6 +437,27 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                             errors=errors if self.on_error == "skip" else None, offset=start)
 
     # -- conveniences --------------------------------------------------------------------
+    def attention_maps(self, X) -> np.ndarray:
+        """Patch scores upsampled (nearest) to ``image_size`` for plotting: [n, S, S].
+
+        Parameters
+        ----------
+        X : DataFrame with an ``image`` column
+            The studies to score, as for :meth:`transform`.
+
+        Returns
+        -------
+        ndarray of shape (n, image_size, image_size)
+            Each study's patch attention, every patch's score repeated over its pixels.
+        """
+        studies = self.transform(X)
+        h, w = self.grid_shape_
+        maps = studies.attention.reshape(-1, h, w)
+        reps_y = int(np.ceil(self.image_size / h))
+        reps_x = int(np.ceil(self.image_size / w))
+        up = np.repeat(np.repeat(maps, reps_y, axis=1), reps_x, axis=2)
+        return up[:, : self.image_size, : self.image_size]
+
     def generate_reports(self, X) -> list[str]:
         """Write a report for each study's image with the fine-tuned decoder.
 
@@ -477,24 +498,3 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             out = [model.head(patch_features(model, pixels, device))[0].float().softmax(-1)
                    .cpu().numpy() for _, _, pixels in self._batches(X)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
-
-    def attention_maps(self, X) -> np.ndarray:
-        """Patch scores upsampled (nearest) to ``image_size`` for plotting: [n, S, S].
-
-        Parameters
-        ----------
-        X : DataFrame with an ``image`` column
-            The studies to score, as for :meth:`transform`.
-
-        Returns
-        -------
-        ndarray of shape (n, image_size, image_size)
-            Each study's patch attention, every patch's score repeated over its pixels.
-        """
-        studies = self.transform(X)
-        h, w = self.grid_shape_
-        maps = studies.attention.reshape(-1, h, w)
-        reps_y = int(np.ceil(self.image_size / h))
-        reps_x = int(np.ceil(self.image_size / w))
-        up = np.repeat(np.repeat(maps, reps_y, axis=1), reps_x, axis=2)
-        return up[:, : self.image_size, : self.image_size]
