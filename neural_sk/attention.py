@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -26,7 +27,7 @@ from .models.scoring import (complete_reports, generate_text, patch_features,
 from .models.training import TrainingConfig, jpeg_degrade, train_vision_language
 from .models.vlm import build_vision_language_model, encode_reports, state_digest
 from .studies import StudySet
-from .utils.device import resolve_device, seed_everything
+from .utils.device import resolve_device, resolve_seed, torch_seeded
 from .utils.validation import check_study_frame, warn_missing_report_column
 
 __all__ = ["AttentionScorer"]
@@ -69,19 +70,19 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     feature_stage : {16, 32}, default=16
         Output stride of the patch features, for encoders with several stages.
     position_embedding : bool, default=True
-        Add a learned 2-D position embedding after the projection, so the decoder can learn
-        location words.
+        Add a learned 2-D position embedding after the projection (for location words).
     classification_weight : float, default=0.5
         Weight of the classification loss (0.5 in the paper).
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in every loss term, as in scikit-learn (``"balanced"``:
+        inversely proportional to class frequencies); they multiply ``sample_weight``.
     grounding_weight : float, default=0.0
         Weight of a loss that pulls the MIL/CAM scores toward lesion regions given in an
         optional ``lesion`` column of X (bool masks, any subset of studies).
-    learning_rate : float or "auto", default="auto"
-        AdamW rate of everything except the encoder: 1e-3 for the from-scratch tiny decoder,
-        2e-5 (the paper's) for a pretrained local decoder.
-    encoder_learning_rate : float or "auto", default="auto"
-        3e-4 for the pretrained EfficientNet-Lite0, 1e-3 for the random tiny Swin, 2e-6 (the
-        paper's) for a local checkpoint.
+    learning_rate, encoder_learning_rate : float or "auto", default="auto"
+        AdamW rates of everything but the encoder, and of the encoder. "auto": 1e-3 with the
+        tiny decoder (or none), 2e-5 (the paper's) with a local one; for the encoder 3e-4
+        (EfficientNet-Lite0), 1e-3 (tiny Swin), 2e-6 (the paper's) for a local checkpoint.
     weight_decay : float, default=0.01
     epochs : int, default=10
     batch_size : int, default=16
@@ -106,10 +107,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     report_source : {"given", "generated", "auto"}, default="auto"
         Reports to score with in ``transform``: the ``report`` column, reports written by the
         fitted decoder, or given where present and generated where missing or empty. Given
-        reports are read without their clinical-context sections (indication, history,
-        comparison, technique: see :func:`neural_sk.text.observation_text`), in ``fit`` too:
-        the referral is not what the image shows, and its "evaluate for pneumonia" would leak
-        the label.
+        reports lose their clinical-context sections (:func:`neural_sk.text.observation_text`),
+        in ``fit`` too: a referral's "evaluate for pneumonia" would leak the label.
     keep_token_attention : bool, default=False
         Also return per-token cross-attention with the tokens' character offsets (for
         ``GraphFuser(strategy="grounded")``).
@@ -119,8 +118,11 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         In ``transform``: raise on an unreadable study (the message names the row and path),
         or give it uniform attention and zero features and record the reason in ``errors``.
     device : str, default="auto"
-        ``"auto"`` uses CUDA when present.
+        ``"auto"`` uses CUDA, else Apple's MPS, else the CPU; a device that is asked for but
+        missing is an error that says what is missing.
     random_state : int, RandomState or None, default=None
+        Seeds the model's initialisation, batch order, augmentation and dropout, through
+        local generators: the global ``random``, NumPy and torch states are left alone.
     verbose : int, default=0
         Progress bars and per-epoch losses when > 0.
 
@@ -160,6 +162,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         "feature_stage": [Options(Integral, {16, 32})],
         "position_embedding": ["boolean"],
         "classification_weight": [Interval(Real, 0, None, closed="left")],
+        "class_weight": [None, StrOptions({"balanced"}), dict],
         "grounding_weight": [Interval(Real, 0, None, closed="left")],
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "encoder_learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
@@ -184,7 +187,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
 
     def __init__(self, vision_model="efficientnet-lite0", text_model="tiny", image_size=224,
                  method="mil", train_encoder="last_stage", feature_stage=16,
-                 position_embedding=True, classification_weight=0.5, grounding_weight=0.0,
+                 position_embedding=True, classification_weight=0.5, class_weight=None,
+                 grounding_weight=0.0,
                  learning_rate="auto", encoder_learning_rate="auto", weight_decay=0.01,
                  epochs=10, batch_size=16, gradient_accumulation=1, augment=True,
                  train_jpeg_quality=None, max_report_tokens=128, attention_layer=-1,
@@ -199,6 +203,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self.feature_stage = feature_stage
         self.position_embedding = position_embedding
         self.classification_weight = classification_weight
+        self.class_weight = class_weight
         self.grounding_weight = grounding_weight
         self.learning_rate = learning_rate
         self.encoder_learning_rate = encoder_learning_rate
@@ -237,7 +242,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
 
     # -- fit -----------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fine-tune the model on image + report pairs.
 
         Parameters
@@ -247,6 +252,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         y : array-like of shape (n,) or None
             Labels for the classification head; None trains report generation only (then
             ``method`` must be ``"cross_attention"``).
+        sample_weight : array-like of shape (n,) or None
+            Weight of each study's losses (times ``class_weight``); 2 counts a study twice.
 
         Returns
         -------
@@ -256,27 +263,29 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         X = check_study_frame(X, ["image", "report"] if text else ["image"], min_rows=1)
         reports = read_reports(X["report"].tolist(), index=list(X.index)) if text else None
         self._check_method(y)
-        seed = seed_everything(self.random_state)
+        seed = resolve_seed(self.random_state)
         device = resolve_device(self.device)
-        targets = self._encode_targets(y, len(X))
-        self.model_, self.tokenizer_ = build_vision_language_model(
-            self.vision_model, self.text_model, reports=reports,
-            n_classes=0 if targets is None else len(self.classes_), image_size=self.image_size,
-            train_encoder=self.train_encoder, feature_stage=int(self.feature_stage),
-            position_embedding=self.position_embedding,
-        )
-        self.grid_shape_ = tuple(self.model_.encoder.grid_shape)
-        self.feature_dim_ = int(self.model_.encoder.feature_dim)
-        pixels = self._read_pixels(X, jpeg_quality=self.train_jpeg_quality)
-        labels = None
-        if text:
-            labels = encode_reports(self.tokenizer_, reports, self.max_report_tokens,
-                                    warn_rows=list(X.index))[0]
-        self.history_ = train_vision_language(
-            self.model_, pixels, labels=labels, targets=targets, lesion=self._lesion_targets(X),
-            config=TrainingConfig.from_params(self.get_params()),
-            generator=torch.Generator().manual_seed(seed), device=device,
-        )
+        targets, weights = self._targets(y, sample_weight, len(X))
+        with torch_seeded(seed, device):  # initialisation and dropout, not the user's stream
+            self.model_, self.tokenizer_ = build_vision_language_model(
+                self.vision_model, self.text_model, reports=reports,
+                n_classes=0 if targets is None else len(self.classes_),
+                image_size=self.image_size, train_encoder=self.train_encoder,
+                feature_stage=int(self.feature_stage), position_embedding=self.position_embedding,
+            )
+            self.grid_shape_ = tuple(self.model_.encoder.grid_shape)
+            self.feature_dim_ = int(self.model_.encoder.feature_dim)
+            pixels = read_pixels(X["image"].tolist(), self.image_size, index=list(X.index))
+            if self.train_jpeg_quality is not None:
+                pixels = jpeg_degrade(pixels, self.train_jpeg_quality)
+            labels = (encode_reports(self.tokenizer_, reports, self.max_report_tokens,
+                                     warn_rows=list(X.index))[0] if text else None)
+            self.history_ = train_vision_language(
+                self.model_, pixels, labels=labels, targets=targets,
+                lesion=self._lesion_targets(X), weights=weights,
+                config=TrainingConfig.from_params(self.get_params()),
+                generator=torch.Generator().manual_seed(seed), device=device,
+            )
         self.model_.eval()
         self.info_ = self._identity()
         return self
@@ -297,23 +306,27 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         if self.grounding_weight > 0 and self.method == "cross_attention":
             raise ValueError("grounding_weight applies to method='mil' or 'cam'")
 
-    def _encode_targets(self, y, n: int) -> torch.Tensor | None:
-        """Class indices of ``y`` (sets ``classes_``); None without labels."""
-        if y is None:
-            self.classes_ = None
-            return None
-        y = np.asarray(y)
-        if len(y) != n:
-            raise ValueError(f"X has {n} studies but y has {len(y)} labels")
-        encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(f"y has one class ({self.classes_[0]!r}); need at least two")
-        return torch.as_tensor(encoder.transform(y), dtype=torch.long)
-
-    def _read_pixels(self, X: pd.DataFrame, jpeg_quality=None) -> torch.Tensor:
-        pixels = read_pixels(X["image"].tolist(), self.image_size, index=list(X.index))
-        return pixels if jpeg_quality is None else jpeg_degrade(pixels, jpeg_quality)
+    def _targets(self, y, sample_weight, n: int):
+        """Class indices of ``y`` (sets ``classes_``) and the per-study loss weights,
+        ``sample_weight`` x ``class_weight`` (None when neither applies)."""
+        targets = self.classes_ = None
+        if y is not None:
+            y = np.asarray(y)
+            if len(y) != n:
+                raise ValueError(f"X has {n} studies but y has {len(y)} labels")
+            encoder = LabelEncoder().fit(y)
+            self.classes_ = encoder.classes_
+            if len(self.classes_) < 2:
+                raise ValueError(f"y has one class ({self.classes_[0]!r}); need at least two")
+            targets = torch.as_tensor(encoder.transform(y), dtype=torch.long)
+        if sample_weight is None and (self.class_weight is None or y is None):
+            return targets, None
+        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"sample_weight must be {n} finite non-negative numbers, not all 0")
+        if self.class_weight is not None and y is not None:
+            w = w * compute_sample_weight(self.class_weight, y)
+        return targets, torch.as_tensor(w, dtype=torch.float32)
 
     def _lesion_targets(self, X: pd.DataFrame):
         if self.grounding_weight <= 0 or "lesion" not in X.columns:
@@ -328,20 +341,14 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         return out
 
     def _identity(self) -> dict:
-        return {
-            "vision_model": str(self.vision_model),
-            "text_model": str(self.text_model),
-            "method": self.method,
-            "image_size": int(self.image_size),
-            "grid_shape": list(self.grid_shape_),
-            "feature_dim": int(self.feature_dim_),
-            "model_hash": state_digest(self.model_),
-        }
+        return {"vision_model": str(self.vision_model), "text_model": str(self.text_model),
+                "method": self.method, "image_size": int(self.image_size),
+                "grid_shape": list(self.grid_shape_), "feature_dim": int(self.feature_dim_),
+                "model_hash": state_digest(self.model_)}
 
     # -- batches -------------------------------------------------------------------------
     def _batches(self, X: pd.DataFrame, errors: list | None = None, desc: str | None = None):
-        """Yield ``(start, part, pixels)``; with ``errors`` and on_error="skip" an unreadable
-        study is recorded there (and read blank), otherwise it raises naming its row."""
+        """``(start, part, pixels)`` per batch; errors as in :func:`~.models.data.read_pixels`."""
         batches = image_batches(
             X["image"].tolist(), self.image_size, self.batch_size, index=list(X.index),
             errors=errors if self.on_error == "skip" else None, desc=desc if self.verbose else None,
@@ -432,6 +439,25 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                             errors=errors if self.on_error == "skip" else None, offset=start)
 
     # -- conveniences --------------------------------------------------------------------
+    def attention_maps(self, X) -> np.ndarray:
+        """Patch scores upsampled (nearest) to ``image_size`` for plotting: [n, S, S].
+
+        Parameters
+        ----------
+        X : DataFrame with an ``image`` column
+            The studies to score, as for :meth:`transform`.
+
+        Returns
+        -------
+        ndarray of shape (n, image_size, image_size)
+            Each study's patch attention, every patch's score repeated over its pixels.
+        """
+        from .patches import paint_cells
+
+        attention = self.transform(X).attention.reshape(-1, *self.grid_shape_)
+        # The pixel-to-patch rule of the figures and the lesion metrics, so the maps line up.
+        return paint_cells(attention, (self.image_size, self.image_size))
+
     def generate_reports(self, X) -> list[str]:
         """Write a report for each study's image with the fine-tuned decoder.
 
@@ -472,23 +498,3 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             out = [model.head(patch_features(model, pixels, device))[0].float().softmax(-1)
                    .cpu().numpy() for _, _, pixels in self._batches(X)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
-
-    def attention_maps(self, X) -> np.ndarray:
-        """Patch scores upsampled (nearest) to ``image_size`` for plotting: [n, S, S].
-
-        Parameters
-        ----------
-        X : DataFrame with an ``image`` column
-            The studies to score, as for :meth:`transform`.
-
-        Returns
-        -------
-        ndarray of shape (n, image_size, image_size)
-            Each study's patch attention, every patch's score repeated over its pixels.
-        """
-        from .patches import paint_cells
-
-        attention = self.transform(X).attention.reshape(-1, *self.grid_shape_)
-        # The pixel-to-patch rule of the figures and the lesion metrics, so the maps line up.
-        return paint_cells(attention, (self.image_size, self.image_size))
-

@@ -235,3 +235,72 @@ def test_grounding_pulls_scores_toward_given_lesions():
         attention = scorer.transform(X).attention
         mass[weight] = float((attention * lesion).sum(1)[y == 1].mean())
     assert mass[5.0] > mass[0.0]
+
+
+@pytest.mark.parametrize("random_state", [0, None])
+def test_fit_and_transform_leave_the_global_generators_alone(data, random_state):
+    import random
+
+    X, y = data
+    random.seed(1)
+    np.random.seed(1)
+    torch.manual_seed(1)
+    before = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone()
+    scorer = AttentionScorer(**{**TINY, "epochs": 1, "random_state": random_state}).fit(X, y)
+    scorer.transform(X)
+    assert random.getstate() == before[0]
+    np.testing.assert_array_equal(np.random.get_state()[1], before[1])
+    assert torch.equal(torch.get_rng_state(), before[2])
+
+
+@pytest.fixture(scope="module")
+def weighted(data):
+    X, y = data
+    w = np.where(y == 1, 3.0, 1.0)
+    scorer = AttentionScorer(**{**TINY, "epochs": 1}).fit(X, y, sample_weight=w)
+    return w, scorer.transform(X).attention
+
+
+def test_sample_weight_and_class_weight_weigh_the_studies(data, weighted):
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    X, y = data
+    params = {**TINY, "epochs": 1}
+    plain = AttentionScorer(**params).fit(X, y).transform(X).attention
+    assert np.abs(weighted[1] - plain).max() > 1e-3
+    ones = AttentionScorer(**params).fit(X, y, sample_weight=np.ones(len(y))).transform(X)
+    np.testing.assert_allclose(ones.attention, plain, atol=2e-3)
+    balanced = AttentionScorer(**{**params, "class_weight": "balanced"}).fit(X, y)
+    as_weights = AttentionScorer(**params).fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    np.testing.assert_array_equal(balanced.transform(X).attention, as_weights.transform(X).attention)
+    with pytest.raises(ValueError, match="sample_weight"):
+        AttentionScorer(**params).fit(X, y, sample_weight=-np.ones(len(y)))
+
+
+def test_sample_weight_routes_through_the_pipeline(data, weighted):
+    from sklearn import config_context
+    from sklearn.pipeline import Pipeline
+
+    from neural_sk import PatchPruner
+
+    X, y = data
+    w, expected = weighted
+    params = {**TINY, "epochs": 1}
+    pipe = Pipeline([("scorer", AttentionScorer(**params)), ("pruner", PatchPruner())])
+    pipe.fit(X, y, scorer__sample_weight=w)
+    np.testing.assert_array_equal(pipe["scorer"].transform(X).attention, expected)
+    with config_context(enable_metadata_routing=True):
+        scorer = AttentionScorer(**params).set_fit_request(sample_weight=True)
+        pipe = Pipeline([("scorer", scorer), ("pruner", PatchPruner())])
+        pipe.fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(pipe["scorer"].transform(X).attention, expected)
+
+
+def test_a_missing_device_is_named(data):
+    from neural_sk.utils.device import resolve_device
+
+    X, y = data
+    for device in ("cuda", "mps"):
+        if resolve_device("auto").type != device:
+            with pytest.raises(ValueError, match=f"(?i)device='{device}' was asked for but .*{device}"):
+                AttentionScorer(**{**TINY, "device": device}).fit(X, y)

@@ -142,38 +142,51 @@ def _batch_features(encoder, pixels, cached, idx, config, generator, device) -> 
     return encoder(normalize(batch, encoder).to(device))
 
 
-def _batch_loss(model, features, labels, targets, lesion, config, device):
+def _mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return values.mean()
+    return (values * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def _batch_loss(model, features, labels, targets, lesion, weights, config, device):
     """Joint loss of one batch: generation + weight x classification - weight x grounding.
 
-    Returns the loss tensor and the floats of its generation and classification parts.
+    ``weights`` [B] (or None) weigh each study's part of every term. Returns the loss
+    tensor and the floats of its generation and classification parts.
     """
+    weights = None if weights is None else weights.to(device)
     if labels is not None:
         # Reports were padded to the longest of the whole set: trim to this batch's.
         length = int((labels != -100).sum(1).max())
-        gen = model.generation_loss(features, labels[:, :length].contiguous().to(device))
+        gen = model.generation_loss(features, labels[:, :length].contiguous().to(device), weights)
     else:
         gen = torch.zeros((), device=device)
     loss = gen
     cls_value = 0.0
     if targets is not None:
         targets = targets.to(device)
-        logits, weights = model.patch_scores(features, config.method, targets)
-        cls = F.cross_entropy(logits, targets)
+        logits, scores = model.patch_scores(features, config.method, targets)
+        if weights is None:
+            cls = F.cross_entropy(logits, targets)
+        else:
+            cls = _mean(F.cross_entropy(logits, targets, reduction="none"), weights)
         loss = loss + config.classification_weight * cls
         cls_value = cls.item()
         if lesion is not None:
             lesion = lesion.to(device)
             has = lesion.any(1)
             if has.any():
-                on_lesion = (weights[has] * lesion[has]).sum(1)
-                loss = loss - config.grounding_weight * torch.log(on_lesion + 1e-6).mean()
+                on_lesion = (scores[has] * lesion[has]).sum(1)
+                grounding = _mean(torch.log(on_lesion + 1e-6),
+                                  None if weights is None else weights[has])
+                loss = loss - config.grounding_weight * grounding
     return loss, gen.item(), cls_value
 
 
 def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor | None,
                           targets: torch.Tensor | None, lesion: torch.Tensor | None,
-                          config: TrainingConfig, generator: torch.Generator,
-                          device) -> list[dict]:
+                          weights: torch.Tensor | None = None, config: TrainingConfig,
+                          generator: torch.Generator, device) -> list[dict]:
     """Train ``model`` in place on ``device`` and leave it on the CPU.
 
     Parameters
@@ -188,6 +201,8 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
         Class indices for the classification head; None trains no classification loss.
     lesion : Tensor [n, P] of bool or None
         Patches on the lesion, for the grounding loss (rows without any are left out).
+    weights : Tensor [n] or None
+        Per-study weights of the losses (sample and class weights); None weighs all alike.
     config : TrainingConfig
     generator : torch.Generator
         Draws the batch order and the augmentation.
@@ -221,7 +236,8 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
             loss, gen, cls = _batch_loss(
                 model, features, None if labels is None else labels[idx],
                 None if targets is None else targets[idx],
-                None if lesion is None else lesion[idx], config, device,
+                None if lesion is None else lesion[idx],
+                None if weights is None else weights[idx], config, device,
             )
             (loss / config.gradient_accumulation).backward()
             step += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .encoders import VisionEncoder, build_encoder, resolve_local_dir
 from .presets import TINY_T5, uses_channels_last
@@ -144,12 +145,22 @@ class VisionLanguageModel(nn.Module):
             mem = mem + self.position
         return BaseModelOutput(last_hidden_state=mem)
 
-    def generation_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced report cross-entropy; ``labels`` use -100 for padding."""
+    def generation_loss(self, features: torch.Tensor, labels: torch.Tensor,
+                        weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced report cross-entropy; ``labels`` use -100 for padding.
+
+        With per-study ``weights`` [B], every token counts with its study's weight, so a
+        weight of 2 equals the study twice in the batch.
+        """
         ones = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
         out = self.decoder(encoder_outputs=self.memory(features), attention_mask=ones,
                            labels=labels)
-        return out.loss
+        if weights is None:
+            return out.loss
+        tokens = F.cross_entropy(out.logits.transpose(1, 2).float(), labels, ignore_index=-100,
+                                 reduction="none")
+        w = weights[:, None] * (labels != -100)
+        return (tokens * w).sum() / w.sum().clamp_min(1e-12)
 
     def cross_attention(self, features: torch.Tensor, labels: torch.Tensor,
                         layer: int = -1) -> torch.Tensor:
