@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from numbers import Integral, Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
@@ -14,10 +14,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from .graphs import GraphList, offsets
+from .graphs import GraphList
 from .studies import StudySet
 from .utils import resolve_device
 from .utils.validation import check_seed
+
+if TYPE_CHECKING:  # torch is imported when a model is fitted, not with the package
+    from .models.gnn import PackedGraphs
 
 __all__ = ["GNNClassifier"]
 
@@ -39,94 +42,6 @@ def _as_graphs(X: Any) -> GraphList:
     )
 
 
-def _bad_features(graphs: GraphList, n_features: int | None) -> ValueError:
-    """The error that names the first graph without 2-D node features of the right width."""
-    for i, graph in enumerate(graphs):
-        x = getattr(graph, "x", None)
-        if x is None or x.dim() != 2:
-            return ValueError(f"graph {i} has no 2-D node features x")
-        n_features = int(x.shape[1]) if n_features is None else n_features
-        if x.shape[1] != n_features:
-            return ValueError(f"graph {i} has {x.shape[1]} node features; expected "
-                              f"{n_features} (as graph 0 / the training graphs)")
-    return ValueError("graphs have no 2-D node features x")
-
-
-class _Packed:
-    """All graphs in flat arrays, with fast vectorised mini-batching (no per-graph collate)."""
-
-    def __init__(self, graphs: GraphList, n_features: int | None = None) -> None:
-        self.n_graphs = len(graphs)
-        x, self.node_ptr = graphs.flat("x") if "x" in graphs.keys else (None, None)
-        if self.n_graphs == 0:
-            x, self.node_ptr = np.zeros((0, n_features or 0), np.float32), np.zeros(1, np.int64)
-        if self.node_ptr is None or np.ndim(x) != 2 or (
-                n_features is not None and x.shape[1] != n_features):
-            raise _bad_features(graphs, n_features)
-        finite = np.isfinite(x).all(axis=1)
-        if not finite.all():
-            i = int(np.searchsorted(self.node_ptr, np.flatnonzero(~finite)[0], side="right")) - 1
-            raise ValueError(f"graph of the study at row {i} has non-finite node features")
-        self.n_features = int(x.shape[1])
-        self.x = np.asarray(x).astype(np.float32, copy=False)
-        self.n_nodes = np.diff(self.node_ptr)
-        self.edges, self.edge_ptr = _packed_edges(graphs)
-        self.n_edges = np.diff(self.edge_ptr)
-        owner = np.repeat(np.arange(self.n_graphs), self.n_edges)
-        bad = (self.edges < 0).any(axis=0) | (self.edges >= self.n_nodes[owner]).any(axis=0)
-        if bad.any():
-            i = int(owner[np.flatnonzero(bad)[0]])
-            raise ValueError(f"graph {i}: edge_index refers to nodes outside its x")
-
-    def to(self, device: Any, mean: np.ndarray | None, scale: np.ndarray | None) -> None:
-        import torch
-
-        x = self.x if mean is None else (self.x - mean) / scale
-        self.x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
-        self.edges_t = torch.as_tensor(self.edges, device=device)
-        self.device = device
-
-    def node_index(self, ids: np.ndarray) -> np.ndarray:
-        """Rows of ``x`` that belong to the graphs ``ids``, graph after graph."""
-        counts = self.n_nodes[ids]
-        new_start = np.cumsum(counts) - counts
-        return np.repeat(self.node_ptr[ids] - new_start, counts) + np.arange(counts.sum())
-
-    def batch(self, ids: np.ndarray) -> tuple:
-        """``(x, edge_index, batch, n_graphs)`` of the graphs ``ids``, in that order."""
-        import torch
-
-        counts = self.n_nodes[ids]
-        new_start = np.cumsum(counts) - counts
-        node_idx = self.node_index(ids)
-        e_counts = self.n_edges[ids]
-        e_new_start = np.cumsum(e_counts) - e_counts
-        edge_idx = (np.repeat(self.edge_ptr[ids] - e_new_start, e_counts)
-                    + np.arange(e_counts.sum()))
-        shift = np.repeat(new_start, e_counts)  # edges are numbered within their graph
-        dev = self.device
-        x = self.x_t[torch.as_tensor(node_idx, device=dev)]
-        edge_index = (self.edges_t[:, torch.as_tensor(edge_idx, device=dev)]
-                      + torch.as_tensor(shift, device=dev))
-        batch = torch.as_tensor(np.repeat(np.arange(ids.size), counts), device=dev)
-        return x, edge_index, batch, int(ids.size)
-
-
-def _node_statistics(packed: _Packed, ids: np.ndarray, weight: np.ndarray
-                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Weighted mean and standard deviation of the nodes of graphs ``ids`` (each node
-    weighs as its graph); None when they have no nodes."""
-    nodes = packed.node_index(ids)
-    node_weight = np.repeat(weight, packed.n_nodes[ids])
-    if not nodes.size or node_weight.sum() <= 0:
-        return None, None
-    x = packed.x[nodes].astype(np.float64)
-    mean = np.average(x, axis=0, weights=node_weight)
-    scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=node_weight))
-    return (mean.astype(np.float32),
-            np.where(scale > 1e-12, scale, 1.0).astype(np.float32))
-
-
 @contextlib.contextmanager
 def _torch_seeded(seed: int, device: Any) -> Any:
     """Run torch's default generators from ``seed`` inside, and give them back after.
@@ -145,19 +60,6 @@ def _torch_seeded(seed: int, device: Any) -> Any:
             with torch.cuda.device(index):
                 torch.cuda.manual_seed(seed)
         yield
-
-
-def _packed_edges(graphs: GraphList) -> tuple[np.ndarray, np.ndarray]:
-    """``[2, E]`` edges of all graphs and their offsets; a graph without edges has none."""
-    if "edge_index" not in graphs.keys:
-        return np.zeros((2, 0), np.int64), np.zeros(len(graphs) + 1, np.int64)
-    values, ptr = graphs.flat("edge_index")
-    if ptr is not None:
-        return graphs.packed_edges()
-    edges = [np.zeros((2, 0), np.int64) if e is None
-             else np.asarray(e.detach().cpu() if hasattr(e, "detach") else e,
-                             dtype=np.int64).reshape(2, -1) for e in values]
-    return np.concatenate(edges, axis=1), offsets([e.shape[1] for e in edges])
 
 
 class GNNClassifier(ClassifierMixin, BaseEstimator):
@@ -339,6 +241,8 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : GNNClassifier
         """
+        from .models.gnn import PackedGraphs
+
         graphs = _as_graphs(X)
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != len(graphs):
@@ -357,10 +261,10 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
                                                    y=y)[y_idx]
         seed = check_seed(self.random_state)
         device = resolve_device(self.device)
-        packed = _Packed(graphs)
+        packed = PackedGraphs(graphs)
         self.n_features_in_ = packed.n_features
         train, val = self._split(y_idx, seed)
-        self.x_mean_, self.x_scale_ = (_node_statistics(packed, train, weight[train])
+        self.x_mean_, self.x_scale_ = (packed.node_statistics(train, weight[train])
                                        if self.standardize else (None, None))
         packed.to(device, self.x_mean_, self.x_scale_)
         with _torch_seeded(seed, device):
@@ -368,7 +272,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
                                        np.random.default_rng(seed))
         return self
 
-    def _train(self, packed: _Packed, y_idx: np.ndarray, weight: np.ndarray,
+    def _train(self, packed: PackedGraphs, y_idx: np.ndarray, weight: np.ndarray,
                train: np.ndarray, val: np.ndarray, rng: np.random.Generator) -> Any:
         """Build the network and run the epochs; returns the module with the kept weights."""
         import torch
@@ -433,7 +337,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         return module
 
     # -- prediction -------------------------------------------------------------------------
-    def _logits(self, module: Any, packed: _Packed, ids: np.ndarray) -> Any:
+    def _logits(self, module: Any, packed: PackedGraphs, ids: np.ndarray) -> Any:
         import torch
 
         was_training = module.training
@@ -458,8 +362,10 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray
         """
+        from .models.gnn import PackedGraphs
+
         check_is_fitted(self, "module_")
-        packed = _Packed(_as_graphs(X), self.n_features_in_)
+        packed = PackedGraphs(_as_graphs(X), self.n_features_in_)
         device = resolve_device(self.device)
         # The device is a parameter like any other: one set after fitting (a model
         # trained on a GPU, predicting on a CPU) is honoured. Module.to moves in place.
