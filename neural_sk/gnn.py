@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from numbers import Integral, Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
@@ -15,10 +15,12 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .graphs import GraphList
-from .models.graph_batches import PackedGraphs, node_statistics
 from .studies import StudySet
 from .utils import resolve_device
 from .utils.validation import check_seed
+
+if TYPE_CHECKING:  # torch is imported when a model is fitted, not with the package
+    from .models.gnn import PackedGraphs
 
 __all__ = ["GNNClassifier"]
 
@@ -247,6 +249,8 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : GNNClassifier
         """
+        from .models.gnn import PackedGraphs
+
         graphs = _as_graphs(X)
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != len(graphs):
@@ -268,7 +272,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         packed = PackedGraphs(graphs)
         self.n_features_in_ = packed.n_features
         train, val = self._split(y_idx, seed)
-        self.x_mean_, self.x_scale_ = (node_statistics(packed, train, weight[train])
+        self.x_mean_, self.x_scale_ = (packed.node_statistics(train, weight[train])
                                        if self.standardize else (None, None))
         packed.to(device, self.x_mean_, self.x_scale_)
         with _torch_seeded(seed, device):
@@ -367,6 +371,8 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray
         """
+        from .models.gnn import PackedGraphs
+
         check_is_fitted(self, "module_")
         packed = PackedGraphs(_as_graphs(X), self.n_features_in_)
         device = resolve_device(self.device)

@@ -279,7 +279,7 @@ def test_per_modality_readout_reads_a_label_held_by_one_report_node():
     import torch
 
     from neural_sk.graphs import GraphList
-    from neural_sk.models.graph_batches import PackedGraphs
+    from neural_sk.models.gnn import PackedGraphs
 
     packed = PackedGraphs(GraphList.from_data(graphs))
     packed.to(torch.device("cpu"), clf.x_mean_, clf.x_scale_)

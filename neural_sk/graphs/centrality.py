@@ -20,9 +20,9 @@ __all__ = ["betweenness_centrality", "betweenness_centrality_batch", "central_no
 # Above this many nodes the dense all-sources Brandes costs more than rustworkx's sparse
 # one, called per graph. Measured with central_nodes_packed forced down each path, on
 # 1,000-2,000 graphs of one size (pruned 14x14 grids; random graphs with 2m edges), time
-# dense / rustworkx: 0.03 at 5 nodes, 0.2-0.5 at 12, 0.6-0.8 at 16, 1.0-1.5 at 20, 2.2 at
-# 32, 5 at 64, 11 at 96.
-_DENSE_MAX_NODES = 20
+# dense / rustworkx: 0.03 at 5 nodes, 0.2-0.5 at 12, 0.7-0.8 at 16, 1.0-1.1 at 18,
+# 0.9-1.6 at 20, 2.2 at 32, 5 at 64, 11 at 96.
+_DENSE_MAX_NODES = 17
 # Entries of one [B, m, m] block; bounds the memory of the batched centrality.
 _BLOCK_ENTRIES = 1 << 20
 
@@ -278,7 +278,7 @@ def betweenness_centrality_batch(
     """Betweenness centrality of many small undirected graphs, batched.
 
     Graphs are grouped by node count into ``[B, m, m]`` blocks and Brandes' algorithm runs
-    on each block, from all sources at once, as matrix products; graphs above 20 nodes
+    on each block, from all sources at once, as matrix products; graphs above 17 nodes
     (where the dense form stops paying off) go to rustworkx. Values match
     ``networkx.betweenness_centrality`` (self-loops and duplicate edges are ignored, edges
     are taken as undirected).
