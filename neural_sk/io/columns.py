@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .format import compact_int, counts_to_offsets, decode_strings, encode_strings
+from ..graphs import offsets
+from .format import compact_int, decode_strings, encode_strings
 
 __all__ = ["Writer", "writable", "stored_dtype", "unpack_bits", "read_ptr", "read_strings",
            "read_ragged"]
@@ -45,7 +46,7 @@ class Writer:
 
     def add_ptr(self, name: str, counts: np.ndarray, field: str) -> str:
         """Offsets ``[n + 1]`` of per-study runs; identical offsets are stored once."""
-        ptr = compact_int(counts_to_offsets(counts))
+        ptr = compact_int(offsets(counts))
         key = ptr.dtype.str.encode() + ptr.tobytes()
         if key in self._ptr_names:
             return self._ptr_names[key]

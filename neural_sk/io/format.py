@@ -11,12 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from ..graphs import offsets
+
 from ..studies import PER_STUDY_FIELDS, StudySet
 from .errors import IncompatibleArchiveError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "META_NAME", "ACCOUNTING",
            "FEATURE_DTYPES", "PIXEL_FORMATS", "GRAPH_FIELDS", "jsonable", "check_compatible",
-           "default_fields", "compact_int", "counts_to_offsets", "encode_strings",
+           "default_fields", "compact_int", "encode_strings",
            "decode_strings", "to_numpy", "restore"]
 
 FORMAT = "neural_sk.archive"
@@ -111,20 +113,13 @@ def compact_int(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def counts_to_offsets(counts: np.ndarray) -> np.ndarray:
-    """Offsets ``[n + 1]`` (int64) of runs of the given lengths."""
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
-
-
 def encode_strings(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """UTF-8 bytes of all strings, their offsets, and each string's byte length."""
     # surrogatepass: any Python str round-trips, even one with lone surrogates.
     encoded = [s.encode("utf-8", "surrogatepass") for s in strings]
     lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
     blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    return blob, counts_to_offsets(lengths), lengths
+    return blob, offsets(lengths), lengths
 
 
 def decode_strings(blob: np.ndarray, ptr: np.ndarray) -> list[str]:

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..graphs import GraphList
+from ..graphs import GraphList, offsets
 from .columns import Writer
-from .format import compact_int, counts_to_offsets, encode_strings, to_numpy
+from .format import compact_int, encode_strings, to_numpy
 
 __all__ = ["GraphEncoder"]
 
@@ -167,7 +167,7 @@ class GraphEncoder:
         spec: dict[str, Any] = {"kind": "tensor", **head}
         if layout == "edges":
             if flat.size and flat.min() < 0:
-                i = int(np.searchsorted(counts_to_offsets(2 * counts),
+                i = int(np.searchsorted(offsets(2 * counts),
                                         int(np.argmax(flat < 0)), side="right")) - 1
                 raise ValueError(f"{field}[{i}] (study {ids[i]!r}) has a negative node index "
                                  "in edge_index")
