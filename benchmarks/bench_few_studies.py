@@ -59,6 +59,8 @@ def evaluate(n_train: int, n_test: int, image_size: int, seed: int, params: dict
         "median_enrichment": round(float(np.nanmedian(enrichment(attention[pos], lesion[pos]))), 2),
         "epochs_run": len(scorer.history_),
         "final_loss": round(scorer.history_[-1]["loss"], 4) if scorer.history_ else None,
+        "final_classification_loss": (round(scorer.history_[-1]["classification"], 4)
+                                      if scorer.history_ else None),
         "fit_s": round(fit_s, 1), "torch_threads": torch.get_num_threads(),
     }
 

@@ -304,3 +304,10 @@ def test_a_missing_device_is_named(data):
         if resolve_device("auto").type != device:
             with pytest.raises(ValueError, match=f"(?i)device='{device}' was asked for but .*{device}"):
                 AttentionScorer(**{**TINY, "device": device}).fit(X, y)
+
+
+def test_a_head_that_learns_nothing_is_reported(data):
+    X, y = data
+    frozen = {**TINY, "epochs": 1, "learning_rate": 1e-12, "encoder_learning_rate": 0.0}
+    with pytest.warns(UserWarning, match="classification head learned .*nothing"):
+        AttentionScorer(**frozen).fit(X, y)

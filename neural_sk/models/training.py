@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import warnings
 
 import numpy as np
 import torch
@@ -183,6 +184,30 @@ def _batch_loss(model, features, labels, targets, lesion, weights, config, devic
     return loss, gen.item(), cls_value
 
 
+def _warn_if_head_at_chance(history: list[dict], targets: torch.Tensor,
+                            weights: torch.Tensor | None, steps: int) -> None:
+    """Warn when the last epoch's classification loss is no better than a constant guess.
+
+    A head that predicts the class frequencies has a cross-entropy equal to their entropy;
+    a loss above 90% of it means the head has learned (nearly) nothing from the images.
+    """
+    if not history:
+        return
+    w = torch.ones(len(targets)) if weights is None else weights.float().cpu()
+    freq = torch.bincount(targets.cpu(), weights=w).float()
+    freq = freq[freq > 0] / freq.sum()
+    chance = float(-(freq * freq.log()).sum())
+    last = history[-1]["classification"]
+    if last > 0.9 * chance:
+        warnings.warn(
+            f"the stage-1 classification head learned (nearly) nothing: its loss in the last "
+            f"epoch, {last:.3f}, is at chance level ({chance:.3f}, the class entropy) after "
+            f"{steps} optimisation steps on {len(targets)} studies. Patch scores from it are "
+            "not meaningful; train longer (more epochs or a smaller batch_size) or on more "
+            "studies.", UserWarning, stacklevel=5,
+        )
+
+
 def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor | None,
                           targets: torch.Tensor | None, lesion: torch.Tensor | None,
                           weights: torch.Tensor | None = None, config: TrainingConfig,
@@ -211,7 +236,8 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
     Returns
     -------
     list of dict
-        Per epoch, the mean ``loss``, ``generation`` and ``classification`` losses.
+        Per epoch, the mean ``loss``, ``generation`` and ``classification`` losses. A
+        warning says when the classification loss ends no better than chance.
     """
     model = model.to(device)
     optimizer = _optimizer(model, config)
@@ -256,4 +282,6 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
         if config.verbose and hasattr(epochs, "set_postfix"):
             epochs.set_postfix(loss=f"{history[-1]['loss']:.3f}")
     model.to("cpu")
+    if targets is not None:
+        _warn_if_head_at_chance(history, targets, weights, step)
     return history
