@@ -27,8 +27,8 @@ from .models.scoring import (complete_reports, generate_text, patch_features,
 from .models.training import TrainingConfig, jpeg_degrade, train_vision_language
 from .models.vlm import build_vision_language_model, encode_reports, state_digest
 from .studies import StudySet
-from .utils.device import resolve_device, resolve_seed, torch_seeded
-from .utils.validation import check_study_frame, warn_missing_report_column
+from .utils.device import resolve_device, torch_seeded
+from .utils.validation import check_seed, check_study_frame, warn_missing_report_column
 
 __all__ = ["AttentionScorer"]
 
@@ -263,7 +263,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         X = check_study_frame(X, ["image", "report"] if text else ["image"], min_rows=1)
         reports = read_reports(X["report"].tolist(), index=list(X.index)) if text else None
         self._check_method(y)
-        seed = resolve_seed(self.random_state)
+        seed = check_seed(self.random_state)
         device = resolve_device(self.device)
         targets, weights = self._targets(y, sample_weight, len(X))
         with torch_seeded(seed, device):  # initialisation and dropout, not the user's stream

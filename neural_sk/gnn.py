@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from .graphs import GraphList
 from .studies import StudySet
 from .utils import resolve_device
+from .utils.device import torch_seeded
 from .utils.validation import check_seed
 
 if TYPE_CHECKING:  # torch is imported when a model is fitted, not with the package
@@ -40,26 +40,6 @@ def _as_graphs(X: Any) -> GraphList:
     raise TypeError(
         f"X must be a StudySet or a list of torch_geometric Data, got {type(X).__name__}"
     )
-
-
-@contextlib.contextmanager
-def _torch_seeded(seed: int, device: Any) -> Any:
-    """Run torch's default generators from ``seed`` inside, and give them back after.
-
-    Layers draw their initial weights and dropout masks from torch's global generators,
-    which belong to the user: they are forked here, so fit leaves them as it found them.
-    """
-    import torch
-
-    devices = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        torch.default_generator.manual_seed(seed)
-        for index in devices:
-            with torch.cuda.device(index):
-                torch.cuda.manual_seed(seed)
-        yield
 
 
 class GNNClassifier(ClassifierMixin, BaseEstimator):
@@ -275,7 +255,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         self.x_mean_, self.x_scale_ = (packed.node_statistics(train, weight[train])
                                        if self.standardize else (None, None))
         packed.to(device, self.x_mean_, self.x_scale_)
-        with _torch_seeded(seed, device):
+        with torch_seeded(seed, device):
             self.module_ = self._train(packed, y_idx, weight, train, val,
                                        np.random.default_rng(seed))
         return self

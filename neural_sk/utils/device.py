@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from numbers import Integral
-
-import numpy as np
 
 
 def _mps_built(torch) -> bool:
@@ -51,29 +47,6 @@ def resolve_device(device: str = "auto") -> "torch.device":  # noqa: F821
     return resolved
 
 
-def resolve_seed(random_state: "int | np.random.RandomState | np.random.Generator | None") -> int:
-    """An integer seed from ``random_state``, without touching any global generator.
-
-    An int is returned as is; a ``RandomState`` or ``Generator`` gives its next draw (as
-    scikit-learn's estimators use one); None draws fresh entropy from the operating system.
-
-    Examples
-    --------
-    >>> resolve_seed(7)
-    7
-    """
-    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**31 - 1))
-    raise ValueError(f"random_state must be an int, a RandomState, a Generator or None, "
-                     f"got {random_state!r}")
-
-
 @contextmanager
 def torch_seeded(seed: int, device: "torch.device | None" = None) -> Iterator[None]:  # noqa: F821
     """Run torch code that draws from the default generators, seeded from ``seed``.
@@ -95,27 +68,3 @@ def torch_seeded(seed: int, device: "torch.device | None" = None) -> Iterator[No
             with torch.cuda.device(index):
                 torch.cuda.manual_seed(seed)
         yield
-
-
-def seed_everything(random_state: "int | np.random.RandomState | None") -> int:
-    """Seed Python, NumPy and torch from ``random_state`` and return the integer seed used.
-
-    Deprecated inside neural_sk: estimators use :func:`torch_seeded` and local generators,
-    which leave the global state alone.
-
-    Examples
-    --------
-    >>> seed_everything(0)
-    0
-    """
-    import torch
-    from sklearn.utils import check_random_state
-
-    if isinstance(random_state, (int, np.integer)):
-        seed = int(random_state)
-    else:
-        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    return seed

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...utils.validation import check_seed
 from .anatomy import FINDINGS, LESION_ZONES, P_CARDIOMEGALY, P_EFFUSION, sample_patient, sample_study
 from .render import render_study
 from .reports import write_report
@@ -151,7 +152,7 @@ def make_synthetic_cxr(
     if not isinstance(return_masks, (bool, np.bool_)):
         raise TypeError(f"return_masks must be a bool, got {return_masks!r}")
     findings = _check_findings(findings)
-    seed = _resolve_seed(random_state)
+    seed = check_seed(random_state)
 
     plan = _plan(n_samples, float(prevalence), seed, findings)
     images = np.empty(n_samples, dtype=object)
@@ -265,25 +266,6 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
     return int(value)
 
 
-def _resolve_seed(random_state: Any) -> int:
-    if isinstance(random_state, bool):
-        raise ValueError(f"random_state must be an int, a RandomState, a Generator or None, "
-                         f"got {random_state!r}")
-    if isinstance(random_state, Integral):
-        if int(random_state) < 0:
-            raise ValueError(f"random_state must be a non-negative int, got {random_state!r}")
-        return int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**31 - 1))
-    if random_state is None or isinstance(random_state, np.random.RandomState):
-        from sklearn.utils import check_random_state
-
-        return int(check_random_state(random_state).randint(0, 2**31 - 1))
-    raise ValueError(
-        f"random_state must be an int, a RandomState, a Generator or None, got {random_state!r}"
-    )
-
-
 def _assign_patients(rng: np.random.Generator, n: int) -> tuple[np.ndarray, int]:
     sizes, probs = _STUDIES_PER_PATIENT
     counts = []
@@ -293,4 +275,3 @@ def _assign_patients(rng: np.random.Generator, n: int) -> tuple[np.ndarray, int]
     patient_of_study = np.repeat(np.arange(len(counts)), counts)
     # Interleave the patients' studies so neighbouring rows are not the same patient.
     return patient_of_study[rng.permutation(n)], len(counts)
-
