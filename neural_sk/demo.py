@@ -14,14 +14,15 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from sklearn.base import clone
-from sklearn.pipeline import Pipeline
 
-from .studies import StudySet
+if TYPE_CHECKING:  # the command's --help imports this module: keep it light
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from .studies import StudySet
 
 __all__ = ["DemoSettings", "HeldOutSplit", "held_out_split", "roc_auc", "demo_pipeline",
            "score_split", "visual_only", "held_out_auc", "run_demo"]
@@ -129,7 +130,7 @@ def demo_pipeline(settings: DemoSettings, *, verbose: int = 0) -> Pipeline:
     settings : DemoSettings
         Model sizes, epochs, keep ratio and seed.
     verbose : int, default=0
-        Verbosity of the scorer.
+        Verbosity of the scorer and the GNN (progress bars when > 0).
 
     Returns
     -------
@@ -148,7 +149,7 @@ def demo_pipeline(settings: DemoSettings, *, verbose: int = 0) -> Pipeline:
         scorer__vision_model=s.vision_model, scorer__image_size=s.image_size,
         scorer__epochs=s.epochs, scorer__random_state=s.random_state, scorer__verbose=verbose,
         pruner__keep_ratio=s.keep_ratio, fuser__strategy="centrality",
-        gnn__epochs=s.gnn_epochs, gnn__random_state=s.random_state)
+        gnn__epochs=s.gnn_epochs, gnn__random_state=s.random_state, gnn__verbose=verbose)
 
 
 def score_split(scorer: Any, split: HeldOutSplit) -> tuple[StudySet, StudySet, StudySet]:
@@ -171,7 +172,11 @@ def score_split(scorer: Any, split: HeldOutSplit) -> tuple[StudySet, StudySet, S
         Scored training studies, held-out studies with generated reports, and the same
         with their given reports.
     """
+    log.info("fitting the scorer on %d studies (%s, %d px, %d epochs)", len(split.X_train),
+             scorer.vision_model, scorer.image_size, scorer.epochs)
     scorer.fit(split.X_train, split.y_train)
+    log.info("scoring %d training and %d held-out studies (held-out ones with the reports "
+             "the decoder writes)", len(split.X_train), len(split.X_test))
     train = scorer.transform(split.X_train)
     test = scorer.set_params(report_source="generated").transform(split.X_test)
     return train, test, test.replace(reports=split.X_test["report"].tolist())
@@ -196,6 +201,8 @@ def visual_only(head: Pipeline) -> Pipeline:
     >>> head.get_params()["fuser"]
     'passthrough'
     """
+    from sklearn.base import clone
+
     return clone(head).set_params(reports="passthrough", fuser="passthrough")
 
 
@@ -238,17 +245,22 @@ def run_demo(settings: DemoSettings | None = None, *, out: str | Path | None = N
     out : path, optional
         Folder for the pictures (attention overlay, pruned image, one fused graph).
     verbose : int, default=0
-        Progress bars when > 0.
+        Progress bars of the scorer and the GNN when > 0. Which step runs is logged at INFO
+        level (logger ``neural_sk.demo``); ``neural-sk demo`` shows both unless ``-q``.
 
     Returns
     -------
     dict
         The figures of the table (AUCs, hit rates, bytes, timings).
     """
+    from sklearn.base import clone
+
     from .metrics import hit_rate_chance, image_nbytes, kept_graph_bytes, lesion_hit_rate, patch_lesion_masks
 
     s = settings or DemoSettings()
     t0 = time.perf_counter()
+    log.info("reading: making %d synthetic studies at %d px, holding out %.0f%% of the patients",
+             s.n_samples, s.image_size, 100 * s.test_size)
     split = held_out_split(s.n_samples, image_size=s.image_size, test_size=s.test_size,
                            random_state=s.random_state)
     y_train, y_test = split.y_train, split.y_test
@@ -256,15 +268,21 @@ def run_demo(settings: DemoSettings | None = None, *, out: str | Path | None = N
     train, test, test_given = score_split(pipe["scorer"], split)
     t_fit = time.perf_counter() - t0  # as before: generating the studies and the scorer fit
 
-    results: dict[str, Any] = {"keep_ratio": s.keep_ratio}
+    log.info("pruning to %.1f%% of the patches, building report and fused graphs, training "
+             "the GNN on the fused graphs", 100 * s.keep_ratio)
     fused = pipe[1:].fit(train, y_train)
-    results["fused_auc"], te = held_out_auc(fused, test, y_test)
-    results["fused_auc_given_reports"] = held_out_auc(fused, test_given, y_test)[0]
+    log.info("training the GNN on the visual graphs alone")
     visual = visual_only(fused).fit(train, y_train)
-    results["visual_auc"] = held_out_auc(visual, test, y_test)[0]
+    log.info("training the GNN on as many random patches (the control)")
     control = clone(visual).set_params(pruner__rank_by="random",
                                        pruner__random_state=s.random_state).fit(train, y_train)
+
+    log.info("evaluating on %d held-out studies", len(y_test))
+    results: dict[str, Any] = {"keep_ratio": s.keep_ratio}
+    results["visual_auc"] = held_out_auc(visual, test, y_test)[0]
     results["random_auc"], te_rand = held_out_auc(control, test, y_test)
+    results["fused_auc"], te = held_out_auc(fused, test, y_test)
+    results["fused_auc_given_reports"] = held_out_auc(fused, test_given, y_test)[0]
 
     lesion = patch_lesion_masks(split.masks_test, te.grid_shape)
     results["hit_rate"] = float(lesion_hit_rate(te.keep_mask, lesion, y_test))
@@ -279,6 +297,7 @@ def run_demo(settings: DemoSettings | None = None, *, out: str | Path | None = N
     results["scorer_fit_s"] = round(t_fit, 1)
     results["total_s"] = round(time.perf_counter() - t0, 1)
     if out is not None:
+        log.info("writing the pictures to %s", out)
         results["pictures"] = _write_pictures(Path(out), split.X_test, y_test, split.masks_test, te)
     return results
 
