@@ -77,7 +77,8 @@ print(fused)
 # ------------------
 # One positive held-out study: its attention with the lesion outlined in red, the pruned
 # image (only the kept patches' pixels, kept cells outlined), and its fused graph (blue:
-# image patches on their grid positions, orange: the report's findings and anatomy).
+# image patches on their grid positions; the report's findings marked by status, present,
+# absent or uncertain, and its anatomy in purple).
 from neural_sk.plotting import plot_attention_overlay, plot_graph, show_pruned  # noqa: E402
 
 k = int(np.flatnonzero(y_test == 1)[0])
