@@ -69,7 +69,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _add_compress(sub: argparse._SubParsersAction) -> None:
     comp = sub.add_parser(
         "compress", help="compress an archive of studies with a fitted model",
-        description="Score, prune and fuse studies in batches and write shards plus a manifest.",
+        description="Score, prune and fuse studies in batches and write shards plus a manifest. "
+        "Exit status: 0 every study archived; 3 some studies failed (listed with their reasons "
+        "in manifest.json); 1 the run stopped (configuration, model, input); 2 usage error.",
         epilog=_COMPRESS_EXAMPLES, formatter_class=_HelpFormatter,
     )
     comp.add_argument("--input", required=True, help="CSV with image,report columns, or a folder")
@@ -85,6 +87,8 @@ def _add_compress(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("--pixels", choices=["png", "jpeg"], default=None,
                       help="also store the image tiles under the kept patches (viewable)")
     comp.add_argument("--scheduler", default=None, help="address of a Dask scheduler")
+    comp.add_argument("--device", default=None,
+                      help="device for the model (cpu, cuda, auto); default: as it was saved")
     _add_verbosity(comp)
 
 

@@ -317,3 +317,33 @@ def test_kept_pixels_travel_with_the_archive(model_path, frame, tmp_path):
     for image, keep, sparse in zip(X["image"], archive.keep_mask,
                                    load_sparse_images(tmp_path / "o")):
         np.testing.assert_array_equal(sparse, prune_image(image, keep, archive.grid_shape))
+
+
+def test_a_model_for_a_missing_device_stops_before_any_shard(model_path, frame, tmp_path,
+                                                              capsys):
+    pipe = joblib.load(model_path)
+    pipe.set_params(scorer__device="mps")  # a device this machine's torch does not have
+    saved = tmp_path / "mps.joblib"
+    joblib.dump(pipe, saved)
+    out = tmp_path / "o"
+    with pytest.raises(CompressError, match="AttentionScorer cannot run here: device='mps'"):
+        compress(frame, saved, out, verbose=0)
+    assert not out.exists()  # nothing written, no manifest marked complete
+    csv = tmp_path / "in.csv"
+    frame.drop(columns=["image"]).assign(image=[f"missing{i}.png" for i in range(len(frame))]
+                                         ).to_csv(csv, index=False)
+    assert cli_main(["compress", "--input", str(csv), "--model", str(saved), "--out",
+                     str(out), "-q"]) == 1
+    assert "--device cpu" in capsys.readouterr().err
+    # the same model file runs here when told which device to use
+    manifest = compress(frame, saved, out, verbose=0, device="cpu")
+    assert manifest["complete"] and manifest["n_failed"] == 0
+
+
+def test_exit_status_says_whether_every_study_was_archived(model_path, bad_csv, csv_folder,
+                                                           tmp_path):
+    csv, _ = bad_csv
+    args = ["--model", str(model_path), "--shard-size", "4", "-q"]
+    assert cli_main(["compress", "--input", str(csv), "--out", str(tmp_path / "a"), *args]) == 3
+    assert cli_main(["compress", "--input", str(csv_folder / "studies.csv"),
+                     "--out", str(tmp_path / "b"), *args]) == 0

@@ -69,6 +69,7 @@ def compress(
     feature_dtype: str = "float16",
     fields: list[str] | None = None,
     pixels: str | None = None,
+    device: str | None = None,
 ) -> dict:
     """Compress an archive of studies into checksummed shards and a manifest.
 
@@ -111,6 +112,9 @@ def compress(
         ``patch_features`` (kept in the visual graphs) and ``errors``.
     pixels : {"png", "jpeg"} or None, default=None
         Also store the image tiles under the kept patches (see :func:`neural_sk.io.save_studies`).
+    device : str or None, default=None
+        Device for the model's steps (``"cpu"``, ``"cuda"``, ``"auto"``...); None keeps the
+        device each step was saved with. Checked before anything is written.
 
     Returns
     -------
@@ -123,7 +127,8 @@ def compress(
     ------
     CompressError
         A study failed under ``on_error="fail"``, ``resume`` met different settings, ``out``
-        is a file, or another live compress run holds ``out``.
+        is a file, another live compress run holds ``out``, or the model asks for a device
+        this machine lacks (raised before any shard is written).
     IncompatibleArchiveError
         ``resume`` with a model other than the one that started the archive.
 
@@ -152,7 +157,7 @@ def compress(
         raise ValueError(f"feature_dtype must be one of {FEATURE_DTYPES}, got {feature_dtype!r}")
     if pixels not in (None, *PIXEL_FORMATS):
         raise ValueError(f"pixels must be None, 'png' or 'jpeg', got {pixels!r}")
-    chain, model_desc = load_model(model)
+    chain, model_desc = load_model(model, device=device)
     source = Source(input)
     out = Path(out)
     opts = Options(out=str(out), batch_size=int(batch_size), on_error=on_error,
@@ -286,8 +291,10 @@ def run_compress_cli(args: Any) -> int:
     Returns
     -------
     int
-        0 on success (failed studies under ``skip`` are listed in the manifest), 1 when the
-        run stopped with an error.
+        0 when every study was archived; 3 when some studies failed (each is listed with
+        its reason in the manifest's ``failed``); 1 when the run stopped with an error
+        (configuration, model, input, or a study under ``--on-error fail``). Usage errors
+        exit with 2 from the argument parser.
 
     Examples
     --------
@@ -310,7 +317,8 @@ def run_compress_cli(args: Any) -> int:
                             shard_size=args.shard_size, resume=args.resume,
                             on_error=args.on_error, client=client, verbose=args.verbose,
                             feature_dtype=getattr(args, "feature_dtype", "float16"),
-                            pixels=getattr(args, "pixels", None))
+                            pixels=getattr(args, "pixels", None),
+                            device=getattr(args, "device", None))
     except (CompressError, IncompatibleArchiveError, ArchiveError, FileExistsError,
             FileNotFoundError, ValueError, TypeError) as exc:
         print(f"neural-sk compress: error: {exc}", file=sys.stderr)
@@ -322,4 +330,4 @@ def run_compress_cli(args: Any) -> int:
     print(f"compressed {manifest['n_studies']} of {manifest['n_rows']} studies into {n_shards} "
           f"shard(s), {manifest['bytes']} bytes, in {args.out}; {manifest['n_failed']} failed"
           + (" (reasons in manifest.json)" if manifest["n_failed"] else ""))
-    return 0
+    return 3 if manifest["n_failed"] else 0

@@ -43,10 +43,17 @@ class Chain:
         return out
 
 
-def load_model(model: Any) -> tuple[Chain, dict]:
-    """Resolve ``model`` (a joblib path or a fitted object) into its chain of transformers."""
+def load_model(model: Any, *, device: str | None = None) -> tuple[Chain, dict]:
+    """Resolve ``model`` (a joblib path or a fitted object) into its chain of transformers.
+
+    ``device`` (when given) replaces the device of every step that has one. Each step's
+    device is checked here, so a model saved for a GPU stops the run before any shard is
+    written, on a machine without one, instead of failing every study.
+    """
     from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
+
+    from ..utils.device import resolve_device
 
     described: dict[str, Any] = {"type": None}
     if isinstance(model, (str, os.PathLike)):
@@ -78,6 +85,14 @@ def load_model(model: Any) -> tuple[Chain, dict]:
             step.set_params(on_error="skip")
         if "verbose" in params:
             step.set_params(verbose=0)  # one progress bar, ours
+        if "device" in params:
+            if device is not None:
+                step.set_params(device=device)
+            try:
+                resolve_device(step.get_params(deep=False)["device"])
+            except ValueError as exc:
+                raise CompressError(f"the model's {type(step).__name__} cannot run here: {exc}; "
+                                    "choose another device (--device cpu)") from None
         chain.append(step)
     described["steps"] = [type(s).__name__ for s in chain]
     return Chain(chain), described
