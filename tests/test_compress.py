@@ -347,3 +347,11 @@ def test_exit_status_says_whether_every_study_was_archived(model_path, bad_csv, 
     assert cli_main(["compress", "--input", str(csv), "--out", str(tmp_path / "a"), *args]) == 3
     assert cli_main(["compress", "--input", str(csv_folder / "studies.csv"),
                      "--out", str(tmp_path / "b"), *args]) == 0
+
+
+def test_a_flat_image_folder_is_an_input(model_path, frame, tmp_path):
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        Image.fromarray(frame["image"][i]).save(tmp_path / "in" / f"im{i}.png")
+    manifest = compress(tmp_path / "in", model_path, tmp_path / "o", verbose=0)
+    assert _shard_ids(manifest) == ["im0.png", "im1.png", "im2.png"]

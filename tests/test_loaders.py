@@ -440,3 +440,23 @@ def test_target_spellings():
     for name in ("pleural-effusion", "Pleural Effusion", "pleural_effusion"):
         assert find_target_column(cols, name, source="t") == "Pleural Effusion"
     assert find_target_column(cols, "support device", source="t") == "Support Devices"
+
+
+def test_a_flat_image_folder_loads_unlabelled(tmp_path):
+    from PIL import Image
+
+    from neural_sk.datasets import load_image_folder
+
+    for name in ("b.png", "a.png"):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / name)
+    X, y = load_image_folder(tmp_path)
+    assert y is None and "label" not in X.columns
+    assert X["study_id"].tolist() == ["a.png", "b.png"]
+    with pytest.raises(ValueError, match="no class folders"):
+        load_image_folder(tmp_path, classes=["NORMAL"])
+    # beside class folders, an image directly in root is named and left out
+    (tmp_path / "NORMAL").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "NORMAL" / "c.png")
+    with pytest.warns(UserWarning, match="directly in root"):
+        X, y = load_image_folder(tmp_path)
+    assert X["study_id"].tolist() == ["NORMAL/c.png"] and y.tolist() == [0]

@@ -86,7 +86,9 @@ def load_image_folder(
         ``image`` (path, str), ``report``, ``patient_id``, ``study_id`` (the path relative to
         ``root``), ``label`` (the class folder name) and ``split`` (when ``root`` holds split
         folders), sorted by path.
-    y : ndarray of int64
+    y : ndarray of int64, or None
+        None for a flat folder (every image directly in ``root``, no class folders): the
+        studies are unlabelled, which is enough to compress or score them.
 
     Notes
     -----
@@ -114,8 +116,19 @@ def load_image_folder(
     pattern = re.compile(patient_pattern) if patient_pattern else None
 
     table = _walk(root, exts)
+    in_class = (table["label"] != "").to_numpy()
+    flat = not in_class.any()
+    if flat and (classes is not None or report_template is not None):
+        raise ValueError(f"{_SOURCE}: {str(root)!r} has no class folders (every image is "
+                         "directly in it), so classes= and report_template= do not apply")
+    if not flat and not in_class.all():
+        warn_dropped(_SOURCE, table.loc[~in_class, "study_id"].tolist(),
+                     "directly in root, not in a class folder", what="images")
+        table = table[in_class].reset_index(drop=True)
     found = sorted(set(table["label"]))
-    if classes is None:
+    if flat:
+        classes = []
+    elif classes is None:
         classes = found
         lower = [c.lower() for c in classes]
         if len(classes) == 2 and _POSITIVE in lower:
@@ -136,7 +149,8 @@ def load_image_folder(
             warn_dropped(_SOURCE, table.loc[other, "study_id"].tolist(),
                          f"in folders {counts} that are not in classes={classes}", what="images")
             table = table[~other].reset_index(drop=True)
-    y = table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+    y = None if flat else table["label"].map({c: i for i, c in enumerate(classes)}
+                                             ).to_numpy(dtype=np.int64)
 
     def patient(rel: str) -> str:
         stem = Path(rel).name
@@ -158,11 +172,13 @@ def load_image_folder(
         keep = apply_missing_report_policy(
             [t.strip() for t in text], table["study_id"].tolist(), missing_report, source=_SOURCE,
             reason="no report in reports= nor a report_template for its class")
-    columns = {"patient_id": "patient_id", "study_id": "study_id", "label": "label"}
+    columns = {"patient_id": "patient_id", "study_id": "study_id"}
+    if not flat:
+        columns["label"] = "label"
     if any(table["split"]):
         columns["split"] = "split"
     X = study_frame(table, text, columns)
-    X, y = X[keep].reset_index(drop=True), y[keep]
+    X, y = X[keep].reset_index(drop=True), (None if flat else y[keep])
     if verbose:
         logger.info("%s: %d images in classes %s; %d kept", _SOURCE, len(table), list(classes),
                     len(X))
@@ -175,19 +191,18 @@ def _walk(root: Path, exts: tuple[str, ...]) -> pd.DataFrame:
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
         rel_folder = Path(folder).relative_to(root)
-        if not rel_folder.parts:
-            continue
         for name in sorted(files):
             if name.startswith(".") or not name.lower().endswith(exts):
                 continue
             paths.append(os.path.join(folder, name))
             rels.append((rel_folder / name).as_posix())
-            labels.append(rel_folder.parts[-1])
+            labels.append(rel_folder.parts[-1] if rel_folder.parts else "")  # "": in root
             splits.append("/".join(rel_folder.parts[:-1]))
     if not paths:
-        raise FileNotFoundError(f"{_SOURCE}: no image ({', '.join(exts)}) in a class sub-folder "
-                                f"of {str(root)!r}; expected root/<class>/<image>, for example "
-                                f"train/PNEUMONIA/person1_bacteria_1.jpeg")
+        raise FileNotFoundError(f"{_SOURCE}: no image ({', '.join(exts)}) in {str(root)!r} or "
+                                "its class sub-folders; expected root/<class>/<image>, for "
+                                "example train/PNEUMONIA/person1_bacteria_1.jpeg, or images "
+                                "directly in root (unlabelled)")
     return pd.DataFrame({"image": paths, "study_id": rels, "label": labels, "split": splits})
 
 
