@@ -65,6 +65,13 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         pools the visual and the report nodes of a fused graph apart (``node_type`` 0 and
         1) and joins the two vectors, so a handful of report nodes is not averaged away
         among the patches; graphs without ``node_type`` count as visual only.
+    modality_dropout : float in [0, 1), default=0.5
+        While training, each graph has with this probability the node features of one
+        modality (visual or report nodes of a fused graph, at random) hidden, so the
+        classifier cannot fit on one modality alone and ignore the other (graphs with one
+        kind of node are left as they are). On the synthetic held-out split it lifts the
+        fused graph with given reports from 0.949 to 0.98 AUC and leaves the generated-report
+        figure as it was (``benchmarks/bench_fusion_ablation.py``); 0 turns it off.
     dropout : float in [0, 1), default=0.1
     learning_rate : float, default=1e-3
         Adam(W) step size (the paper's 1e-4 needs many more epochs on small data).
@@ -131,6 +138,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         "hidden_dim": [Interval(Integral, 1, None, closed="left")],
         "pooling": [StrOptions({"mean", "max", "add"})],
         "readout": [StrOptions({"joint", "per_modality"})],
+        "modality_dropout": [Interval(Real, 0, 1, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -154,6 +162,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         hidden_dim: int = 128,
         pooling: str = "mean",
         readout: str = "joint",
+        modality_dropout: float = 0.5,
         dropout: float = 0.1,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -173,6 +182,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         self.hidden_dim = hidden_dim
         self.pooling = pooling
         self.readout = readout
+        self.modality_dropout = modality_dropout
         self.dropout = dropout
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -288,6 +298,8 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
                                                        reduction="none")
             return (losses * w).sum() / w.sum().clamp_min(1e-12)
 
+        # its own stream, so hiding modalities leaves the shuffling of the batches as it was
+        hide_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
         self.loss_curve_, self.validation_loss_ = [], []
         best_loss, best_state, self.best_epoch_, stale = np.inf, None, 0, 0
         bar = tqdm(range(self.epochs), desc="GNNClassifier", disable=not self.verbose)
@@ -298,7 +310,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
             for start in range(0, order.size, self.batch_size):
                 ids = order[start:start + self.batch_size]
                 optimizer.zero_grad()
-                loss = loss_of(module(*packed.batch(ids)), ids)
+                loss = loss_of(module(*self._hide_modality(packed.batch(ids), hide_rng)), ids)
                 loss.backward()
                 optimizer.step()
                 total += loss.item() * weight[ids].sum()
@@ -324,6 +336,24 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
             self.best_epoch_ = self.n_epochs_
         module.eval()
         return module
+
+    def _hide_modality(self, batch: tuple, rng: np.random.Generator) -> tuple:
+        """Training batch with, per graph and with probability ``modality_dropout``, the
+        node features of one modality (visual or report, at random) set to the training mean,
+        so that neither modality can carry the fit alone."""
+        if not self.modality_dropout:
+            return batch
+        import torch
+
+        x, edge_index, graph, n, node_type = batch
+        hide = torch.as_tensor(rng.random(n) < self.modality_dropout, device=x.device)
+        which = torch.as_tensor(rng.integers(0, 2, n), device=x.device)
+        # only graphs that have both kinds of node: a one-modality graph is never blanked
+        n_report = torch.zeros(n, device=x.device).index_add_(0, graph, node_type.float())
+        n_nodes = torch.bincount(graph, minlength=n)
+        hide &= (n_report > 0) & (n_report < n_nodes)
+        nodes = hide[graph] & (node_type == which[graph])
+        return x.masked_fill(nodes[:, None], 0.0), edge_index, graph, n, node_type
 
     # -- prediction -------------------------------------------------------------------------
     def _logits(self, module: Any, packed: PackedGraphs, ids: np.ndarray) -> Any:

@@ -286,3 +286,25 @@ def test_per_modality_readout_reads_a_label_held_by_one_report_node():
     with torch.no_grad():
         pooled = clf.module_.eval().embed(*packed.batch(np.arange(len(graphs))))
     assert pooled.shape == (60, 32) and bool((pooled[:, 16:] != 0).any())
+
+
+def test_modality_dropout_hides_one_modality_of_fused_graphs_only():
+    import torch
+
+    clf = GNNClassifier(modality_dropout=1 - 1e-12)
+    x = torch.ones(7, 2)
+    graph = torch.tensor([0, 0, 0, 1, 1, 2, 2])        # graph 0 fused, 1 visual, 2 report
+    node_type = torch.tensor([0, 0, 1, 0, 0, 1, 1])
+    edges = torch.zeros((2, 0), dtype=torch.long)
+    rng = np.random.default_rng(0)
+    hidden_types = set()
+    for _ in range(20):
+        out = clf._hide_modality((x, edges, graph, 3, node_type), rng)[0]
+        assert torch.all(out[3:] == 1)                  # one-modality graphs never blanked
+        blank = out[:3, 0] == 0
+        assert blank.any()                              # p ~ 1: the fused graph loses one
+        assert len(set(node_type[:3][blank].tolist())) == 1
+        hidden_types |= set(node_type[:3][blank].tolist())
+    assert hidden_types == {0, 1}                       # either modality, at random
+    off = GNNClassifier(modality_dropout=0.0)._hide_modality((x, edges, graph, 3, node_type), rng)
+    assert torch.equal(off[0], x)
