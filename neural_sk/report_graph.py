@@ -268,9 +268,9 @@ _UNREAD_SHARE = 0.5
 
 def _warn_if_reports_say_nothing(reports: list[str], entities: list[list[Entity]]) -> None:
     """One warning when the report half of the graphs is empty or mostly so, and why."""
-    written = [i for i, text in enumerate(reports) if text.strip()]
     if not reports:
         return
+    written = [i for i, text in enumerate(reports) if text.strip()]
     if not written:
         warnings.warn(f"all {len(reports)} reports are empty, so every report graph is empty "
                       "and the fused graphs carry the image only (is the 'report' column "
