@@ -14,8 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -24,7 +22,9 @@ from .models.presets import ENCODER_PRESETS, TEXT_PRESETS
 from .models.scoring import (complete_reports, generate_text, patch_features,
                              reduce_cross_attention,  # noqa: F401 (public here)
                              score_patches)
-from .models.training import TrainingConfig, jpeg_degrade, train_vision_language
+from .models.augment import jpeg_degrade
+from .models.targets import encode_targets, lesion_patches
+from .models.training import TrainingConfig, train_vision_language
 from .models.vlm import build_vision_language_model, encode_reports, state_digest
 from .studies import StudySet
 from .utils.device import resolve_device, torch_seeded
@@ -265,7 +265,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self._check_method(y)
         seed = check_seed(self.random_state)
         device = resolve_device(self.device)
-        targets, weights = self._targets(y, sample_weight, len(X))
+        self.classes_, targets, weights = encode_targets(y, sample_weight, len(X), self.class_weight)
         with torch_seeded(seed, device):  # initialisation and dropout, not the user's stream
             self.model_, self.tokenizer_ = build_vision_language_model(
                 self.vision_model, self.text_model, reports=reports,
@@ -282,7 +282,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                                      warn_rows=list(X.index))[0] if text else None)
             self.history_ = train_vision_language(
                 self.model_, pixels, labels=labels, targets=targets,
-                lesion=self._lesion_targets(X), weights=weights,
+                lesion=(lesion_patches(X, self.grid_shape_) if self.grounding_weight > 0 else None),
+                weights=weights,
                 config=TrainingConfig.from_params(self.get_params()),
                 generator=torch.Generator().manual_seed(seed), device=device,
             )
@@ -305,40 +306,6 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             )
         if self.grounding_weight > 0 and self.method == "cross_attention":
             raise ValueError("grounding_weight applies to method='mil' or 'cam'")
-
-    def _targets(self, y, sample_weight, n: int):
-        """Class indices of ``y`` (sets ``classes_``) and the per-study loss weights,
-        ``sample_weight`` x ``class_weight`` (None when neither applies)."""
-        targets = self.classes_ = None
-        if y is not None:
-            y = np.asarray(y)
-            if len(y) != n:
-                raise ValueError(f"X has {n} studies but y has {len(y)} labels")
-            encoder = LabelEncoder().fit(y)
-            self.classes_ = encoder.classes_
-            if len(self.classes_) < 2:
-                raise ValueError(f"y has one class ({self.classes_[0]!r}); need at least two")
-            targets = torch.as_tensor(encoder.transform(y), dtype=torch.long)
-        if sample_weight is None and (self.class_weight is None or y is None):
-            return targets, None
-        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"sample_weight must be {n} finite non-negative numbers, not all 0")
-        if self.class_weight is not None and y is not None:
-            w = w * compute_sample_weight(self.class_weight, y)
-        return targets, torch.as_tensor(w, dtype=torch.float32)
-
-    def _lesion_targets(self, X: pd.DataFrame):
-        if self.grounding_weight <= 0 or "lesion" not in X.columns:
-            return None
-        from .patches import patch_lesion_masks
-
-        h, w = self.grid_shape_
-        out = torch.zeros((len(X), h * w), dtype=torch.bool)
-        for i, mask in enumerate(X["lesion"]):
-            if mask is not None and np.asarray(mask).any():
-                out[i] = torch.as_tensor(patch_lesion_masks([np.asarray(mask, bool)], (h, w))[0])
-        return out
 
     def _identity(self) -> dict:
         return {"vision_model": str(self.vision_model), "text_model": str(self.text_model),
