@@ -17,12 +17,12 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .models.data import image_batches, read_pixels, read_reports
+from .models.data import image_batches, read_reports
+from .models.precision import autocast, resolve_precision
 from .models.presets import ENCODER_PRESETS, TEXT_PRESETS
 from .models.scoring import (complete_reports, generate_text, patch_features,
                              reduce_cross_attention,  # noqa: F401 (public here)
                              score_patches)
-from .models.augment import jpeg_degrade
 from .models.targets import encode_targets, lesion_patches
 from .models.training import TrainingConfig, train_vision_language
 from .models.vlm import build_vision_language_model, encode_reports, state_digest
@@ -117,6 +117,11 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     on_error : {"raise", "skip"}, default="raise"
         In ``transform``: raise on an unreadable study (the message names the row and path),
         or give it uniform attention and zero features and record the reason in ``errors``.
+    num_workers : int or "auto", default="auto"
+        DataLoader processes that decode (and augment) images; "auto": min(4, CPUs - 1) for
+        image paths, 0 (this process) for in-memory arrays. Results do not depend on it.
+    precision : {"auto", "32", "bf16", "16-mixed"}, default="auto"
+        Autocast precision; "auto" is bfloat16 on CUDA where supported, else float32.
     device : str, default="auto"
         ``"auto"`` uses CUDA, else Apple's MPS, else the CPU; a device that is asked for but
         missing is an error that says what is missing.
@@ -180,6 +185,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         "keep_token_attention": ["boolean"],
         "feature_dtype": [StrOptions({"float32", "float16"})],
         "on_error": [StrOptions({"raise", "skip"})],
+        "num_workers": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
+        "precision": [StrOptions({"auto", "32", "bf16", "16-mixed"})],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -194,7 +201,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                  train_jpeg_quality=None, max_report_tokens=128, attention_layer=-1,
                  head_reduce="mean", token_reduce="mean", report_source="auto",
                  keep_token_attention=False, feature_dtype="float32", on_error="raise",
-                 device="auto", random_state=None, verbose=0):
+                 num_workers="auto", precision="auto", device="auto", random_state=None, verbose=0):
         self.vision_model = vision_model
         self.text_model = text_model
         self.image_size = image_size
@@ -221,6 +228,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self.keep_token_attention = keep_token_attention
         self.feature_dtype = feature_dtype
         self.on_error = on_error
+        self.num_workers = num_workers
+        self.precision = precision
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -265,6 +274,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self._check_method(y)
         seed = check_seed(self.random_state)
         device = resolve_device(self.device)
+        resolve_precision(self.precision, device)  # an impossible precision fails first
         self.classes_, targets, weights = encode_targets(y, sample_weight, len(X), self.class_weight)
         with torch_seeded(seed, device):  # initialisation and dropout, not the user's stream
             self.model_, self.tokenizer_ = build_vision_language_model(
@@ -275,13 +285,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             )
             self.grid_shape_ = tuple(self.model_.encoder.grid_shape)
             self.feature_dim_ = int(self.model_.encoder.feature_dim)
-            pixels = read_pixels(X["image"].tolist(), self.image_size, index=list(X.index))
-            if self.train_jpeg_quality is not None:
-                pixels = jpeg_degrade(pixels, self.train_jpeg_quality)
             labels = (encode_reports(self.tokenizer_, reports, self.max_report_tokens,
                                      warn_rows=list(X.index))[0] if text else None)
             self.history_ = train_vision_language(
-                self.model_, pixels, labels=labels, targets=targets,
+                self.model_, X["image"].tolist(), index=list(X.index), labels=labels, targets=targets,
                 lesion=(lesion_patches(X, self.grid_shape_) if self.grounding_weight > 0 else None),
                 weights=weights,
                 config=TrainingConfig.from_params(self.get_params()),
@@ -319,6 +326,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         batches = image_batches(
             X["image"].tolist(), self.image_size, self.batch_size, index=list(X.index),
             errors=errors if self.on_error == "skip" else None, desc=desc if self.verbose else None,
+            num_workers=self.num_workers, pin_memory=resolve_device(self.device).type == "cuda",
         )
         for start, pixels in batches:
             yield start, X.iloc[start : start + self.batch_size], pixels
@@ -328,7 +336,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         """The fitted model, in eval and inference mode on ``device``; back on the CPU after."""
         device = resolve_device(self.device)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(resolve_precision(self.precision, device), device):
                 yield self.model_.to(device).eval(), device
         finally:
             self.model_.to("cpu")

@@ -1,15 +1,17 @@
-"""Studies to model input: images as uint8 tensors (batch by batch, the next read ahead), and
-reports as the text the model reads. A bad study raises naming its row, or is recorded."""
+"""Studies to model input: images as uint8 tensors (batch by batch, decoded ahead in
+DataLoader workers), and reports as the text the model reads. A bad study raises naming its
+row, or is recorded."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from .encoders import images_to_tensor
+from .loading import (BatchStream, StudyImages, consecutive, image_error, raise_image_error,
+                      resolve_num_workers)
 
 __all__ = ["image_batches", "read_pixels", "read_reports"]
 
@@ -77,30 +79,28 @@ def read_reports(reports: Sequence, *, index: Sequence | None = None, allow_empt
 
 def image_batches(sources: Sequence, image_size: int, batch_size: int, *,
                   index: Sequence | None = None, errors: list | None = None,
-                  desc: str | None = None) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield ``(start, pixels)`` for consecutive batches of images, reading the next meanwhile.
+                  desc: str | None = None, num_workers: int | str = 0,
+                  pin_memory: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(start, pixels)`` for consecutive batches of images, read ahead by workers.
 
-    Decoding the next batch in a thread overlaps with the caller's work on this one (PIL and
-    torch both release the GIL). ``index`` and ``errors`` are as in :func:`read_pixels`;
-    ``desc`` shows a progress bar with that title.
+    Images are decoded in ``num_workers`` DataLoader worker processes (``"auto"``: see
+    :func:`~neural_sk.models.loading.resolve_num_workers`) while the caller works on the
+    current batch. ``index`` and ``errors`` are as in :func:`read_pixels`; ``desc`` shows a
+    progress bar with that title; ``pin_memory`` page-locks batches for a CUDA device.
     """
+    sources = list(sources)
     n = len(sources)
     index = list(range(n)) if index is None else list(index)
-
-    def read(start):
-        stop = min(start + batch_size, n)
-        return read_pixels(sources[start:stop], image_size, index=index[start:stop],
-                           errors=errors, offset=start)
-
-    starts = range(0, n, batch_size)
-    if desc is not None:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=desc, unit="batch")
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        pending = None
-        for start in starts:
-            pixels = (pending or reader.submit(read, start)).result()
-            following = start + batch_size
-            pending = reader.submit(read, following) if following < n else None
-            yield start, pixels
+    workers = resolve_num_workers(num_workers, sources, batch_size)
+    stream = BatchStream(StudyImages(sources, image_size), workers, pin_memory=pin_memory)
+    try:
+        for positions, pixels, failed in stream.run(consecutive(n, batch_size), desc=desc):
+            for position, exc in zip(positions.tolist(), failed):
+                if exc is None:
+                    continue
+                if errors is None:
+                    raise_image_error(exc, index[position])
+                errors[position] = image_error(exc, index[position], sources[position])
+            yield int(positions[0]), pixels
+    finally:
+        stream.close()

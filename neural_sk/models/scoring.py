@@ -29,7 +29,9 @@ __all__ = [
 
 def patch_features(model, pixels: torch.Tensor, device) -> torch.Tensor:
     """Encoder patch features [B, P, d] of uint8 images [B, S, S], computed on ``device``."""
-    pixels = normalize(pixels, model.encoder).to(device)
+    # uint8 crosses to the device (a quarter of float32's bytes; asynchronously when pinned)
+    # and is normalised there.
+    pixels = normalize(pixels.to(device, non_blocking=pixels.is_pinned()), model.encoder)
     if uses_channels_last(model.encoder.name):
         pixels = pixels.contiguous(memory_format=torch.channels_last)
     return model.encoder(pixels)
@@ -157,6 +159,7 @@ def score_patches(model, features: torch.Tensor, reports: Sequence[str], *, meth
         labels, offsets, mask = encode_reports(tokenizer, reports, max_tokens, warn_rows=warn_rows)
         mask = content_token_mask(tokenizer, labels, mask).to(features.device)
         cross = model.cross_attention(features, labels.to(features.device), layer=attention_layer)
+        cross = cross.float()  # reduced in float32 whatever the autocast precision
     if method == "cross_attention":
         token_weights = None
         if token_reduce == "findings":

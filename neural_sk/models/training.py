@@ -1,21 +1,26 @@
 """Fitting the stage-1 vision-language model: the training loop and what feeds it.
 
-The loop trains report generation (teacher forcing) and the classification head jointly, on
-uint8 images held in memory. When only the encoder's last stage trains, the frozen prefix is
-computed once per image (the prefix cache) and augmentation shifts the cached feature maps;
+The loop trains report generation (teacher forcing) and the classification head jointly.
+Images stream from a :class:`~neural_sk.models.loading.StudyImages` dataset, decoded and
+augmented in DataLoader workers, so memory does not grow with the number of studies. When
+only the encoder's last stage trains, the frozen prefix is computed once per image into a
+temporary float16 file (the prefix cache) and augmentation shifts the cached feature maps;
 otherwise the pixels themselves are augmented.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
+from pathlib import Path
 
 import torch
 
-from .augment import augment_pixels, shift_feature_maps
 from .encoders import normalize
+from .loading import BatchStream, FeatureRows, StudyImages, raise_image_error, resolve_num_workers
 from .losses import batch_loss, warn_if_head_at_chance
 from .optim import build_optimizer
+from .precision import autocast, grad_scaler, resolve_precision
 from .presets import default_learning_rates, uses_channels_last
 
 __all__ = ["TrainingConfig", "prefix_cache", "train_vision_language"]
@@ -27,6 +32,8 @@ class TrainingConfig:
 
     ``method`` decides which patch scores ``grounding_weight`` pulls toward the lesion ("mil"
     or "cam"); ``max_shift`` is the largest pixel translation of the pixel augmentation.
+    ``precision`` and ``num_workers`` may be "auto" (resolved for the device and the images
+    by :func:`train_vision_language`).
     """
 
     learning_rate: float
@@ -40,6 +47,10 @@ class TrainingConfig:
     classification_weight: float = 0.5
     grounding_weight: float = 0.0
     method: str = "mil"
+    image_size: int = 224
+    train_jpeg_quality: int | None = None
+    precision: str = "32"
+    num_workers: int | str = 0
     verbose: int = 0
 
     @classmethod
@@ -55,47 +66,77 @@ class TrainingConfig:
         })
 
 
+def _to_device(batch: torch.Tensor, device) -> torch.Tensor:
+    # Pinned batches copy asynchronously; the uint8 pixels are normalised on the device.
+    return batch.to(device, non_blocking=batch.is_pinned())
+
+
 @torch.inference_mode()
-def prefix_cache(encoder, pixels: torch.Tensor, device, batch_size: int = 64) -> torch.Tensor:
-    """The frozen encoder prefix of every image, computed once, kept on the CPU in float16."""
+def prefix_cache(encoder, images: StudyImages, device, folder: str, *, config: TrainingConfig,
+                 index=None, batch_size: int = 64) -> FeatureRows:
+    """The frozen encoder prefix of every image, computed once, written to a float16 file.
+
+    The file lives in ``folder`` (the caller's temporary directory), so the cache takes disk,
+    not memory: n x C x h x w x 2 bytes (about 130 kB per study for EfficientNet-Lite0 at
+    384 px, 48 GB for all of MIMIC-CXR). A study whose image cannot be read raises, naming
+    its row label in ``index``.
+    """
     encoder.eval()
-    chunks = []
-    for start in range(0, len(pixels), batch_size):
-        batch = normalize(pixels[start : start + batch_size], encoder).to(device)
-        if uses_channels_last(encoder.name):
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        chunks.append(encoder.prefix(batch).to("cpu", torch.float16))
-    return torch.cat(chunks)
+    stream = BatchStream(images, config.num_workers, pin_memory=device.type == "cuda")
+    path = Path(folder) / "prefix.f16"
+    shape = None
+    try:
+        with open(path, "wb") as out:
+            batches = range(0, len(images), batch_size)
+            for positions, pixels, failed in stream.run(
+                    [range(b, min(b + batch_size, len(images))) for b in batches],
+                    desc="read images" if config.verbose else None):
+                for position, exc in zip(positions.tolist(), failed):
+                    if exc is not None:
+                        raise_image_error(exc, position if index is None else index[position])
+                batch = normalize(_to_device(pixels, device), encoder)
+                if uses_channels_last(encoder.name):
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                with autocast(config.precision, device):
+                    hidden = encoder.prefix(batch)
+                hidden = hidden.to("cpu", torch.float16).contiguous()
+                shape = tuple(hidden.shape[1:])
+                out.write(hidden.numpy().tobytes())
+    finally:
+        stream.close()
+    return FeatureRows(path, shape, len(images), max_shift=1 if config.augment else 0)
 
 
-
-
-def _batch_features(encoder, pixels, cached, idx, config, generator, device) -> torch.Tensor:
-    """Patch features [B, P, d] of one training batch, augmented when asked."""
-    if cached is not None:
-        hidden = cached[idx].to(device, torch.float32)
-        if config.augment:
-            hidden = shift_feature_maps(hidden, 1, generator)
+def _batch_features(encoder, batch, cached: bool, device) -> torch.Tensor:
+    """Patch features [B, P, d] of one training batch (already augmented by the loader)."""
+    if cached:
+        hidden = _to_device(batch, device).float()
         if uses_channels_last(encoder.name):
             hidden = hidden.contiguous(memory_format=torch.channels_last)
         return encoder.suffix(hidden)
-    batch = pixels[idx].float() / 255.0
-    if config.augment:
-        batch = augment_pixels(batch, config.max_shift, generator)
-    return encoder(normalize(batch, encoder).to(device))
+    return encoder(normalize(_to_device(batch, device), encoder))
 
 
-def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor | None,
+def _step(optimizer, scaler, model) -> None:
+    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def train_vision_language(model, sources, *, labels: torch.Tensor | None,
                           targets: torch.Tensor | None, lesion: torch.Tensor | None,
                           weights: torch.Tensor | None = None, config: TrainingConfig,
-                          generator: torch.Generator, device) -> list[dict]:
+                          generator: torch.Generator, device, index=None) -> list[dict]:
     """Train ``model`` in place on ``device`` and leave it on the CPU.
 
     Parameters
     ----------
     model : VisionLanguageModel
-    pixels : Tensor [n, S, S] of uint8
-        The training images.
+    sources : sequence of ndarray or path
+        The training images, read (and augmented) batch by batch in ``config.num_workers``
+        DataLoader worker processes.
     labels : Tensor [n, T] or None
         Report token ids (-100 at padding), from :func:`~neural_sk.models.vlm.encode_reports`;
         None trains no generation loss.
@@ -107,8 +148,12 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
         Per-study weights of the losses (sample and class weights); None weighs all alike.
     config : TrainingConfig
     generator : torch.Generator
-        Draws the batch order and the augmentation.
+        Draws the batch order and each epoch's augmentation seed (every study's
+        augmentation then draws from its own generator: the same numbers whatever the
+        number of workers).
     device : torch.device
+    index : sequence, optional
+        Row labels of the studies, named when an image cannot be read.
 
     Returns
     -------
@@ -116,49 +161,68 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
         Per epoch, the mean ``loss``, ``generation`` and ``classification`` losses. A
         warning says when the classification loss ends no better than chance.
     """
+    config = dataclasses.replace(
+        config, precision=resolve_precision(config.precision, device),
+        num_workers=resolve_num_workers(config.num_workers, sources, config.batch_size))
+    images = StudyImages(sources, config.image_size, jpeg_quality=config.train_jpeg_quality,
+                         max_shift=config.max_shift)
     model = model.to(device)
     optimizer = build_optimizer(model, config)
-    n = len(pixels)
-    cached = None
-    if model.encoder.cacheable_prefix and config.epochs > 0:
-        cached = prefix_cache(model.encoder, pixels, device)
-    epochs = range(config.epochs)
-    if config.verbose:
-        from tqdm.auto import tqdm
-
-        epochs = tqdm(epochs, desc="fit scorer", unit="epoch")
-    history = []
+    scaler = grad_scaler(config.precision, device)
+    n = len(images)
+    rows = list(range(n)) if index is None else list(index)
+    cached = model.encoder.cacheable_prefix and config.epochs > 0
+    history: list[dict] = []
     step = 0
-    for _ in epochs:
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        totals = {"loss": 0.0, "generation": 0.0, "classification": 0.0}
-        for start in range(0, n, config.batch_size):
-            idx = order[start : start + config.batch_size]
-            features = _batch_features(model.encoder, pixels, cached, idx, config, generator, device)
-            loss, gen, cls = batch_loss(
-                model, features, None if labels is None else labels[idx],
-                None if targets is None else targets[idx],
-                None if lesion is None else lesion[idx],
-                None if weights is None else weights[idx], config, device,
-            )
-            (loss / config.gradient_accumulation).backward()
-            step += 1
-            if step % config.gradient_accumulation == 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            k = len(idx)
-            totals["loss"] += loss.item() * k
-            totals["generation"] += gen * k
-            totals["classification"] += cls * k
-        if step % config.gradient_accumulation:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        history.append({key: value / max(n, 1) for key, value in totals.items()})
-        if config.verbose and hasattr(epochs, "set_postfix"):
-            epochs.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+    with tempfile.TemporaryDirectory(prefix="neural_sk-") as folder:
+        if cached:
+            source = prefix_cache(model.encoder, images, device, folder, config=config, index=rows)
+        else:
+            source = images
+        stream = BatchStream(source, config.num_workers, pin_memory=device.type == "cuda",
+                             seed=int(torch.randint(2**62, (1,), generator=generator)))
+        try:
+            for epoch in range(config.epochs):
+                model.train()
+                order = torch.randperm(n, generator=generator)
+                seed = int(torch.randint(2**62, (1,), generator=generator)) if config.augment else None
+                totals = {"loss": 0.0, "generation": 0.0, "classification": 0.0}
+                seen = 0
+                batches = stream.run(
+                    [order[s : s + config.batch_size] for s in range(0, n, config.batch_size)],
+                    seed=seed,
+                    desc=f"fit scorer: epoch {epoch + 1}/{config.epochs}" if config.verbose else None,
+                )
+                for idx, batch, failed in batches:
+                    for position, exc in zip(idx.tolist(), failed):
+                        if exc is not None:
+                            raise_image_error(exc, rows[position])
+                    with autocast(config.precision, device):
+                        features = _batch_features(model.encoder, batch, cached, device)
+                        loss, gen, cls = batch_loss(
+                            model, features, None if labels is None else labels[idx],
+                            None if targets is None else targets[idx],
+                            None if lesion is None else lesion[idx],
+                            None if weights is None else weights[idx], config, device,
+                        )
+                    scaler.scale(loss.float() / config.gradient_accumulation).backward()
+                    step += 1
+                    if step % config.gradient_accumulation == 0:
+                        _step(optimizer, scaler, model)
+                    k = len(idx)
+                    seen += k
+                    totals["loss"] += loss.item() * k
+                    totals["generation"] += gen * k
+                    totals["classification"] += cls * k
+                    if hasattr(batches, "set_postfix"):
+                        batches.set_postfix(loss=f"{totals['loss'] / seen:.3f}")
+                if step % config.gradient_accumulation:
+                    _step(optimizer, scaler, model)
+                history.append({key: value / max(n, 1) for key, value in totals.items()})
+        finally:
+            stream.close()
     model.to("cpu")
     if targets is not None:
         warn_if_head_at_chance(history, targets, weights, step)
     return history
+
