@@ -262,6 +262,10 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default=16
     augment : bool, default=True
     train_jpeg_quality : int or None, default=None
+    num_workers : int or "auto", default="auto"
+        DataLoader processes that decode images (as in AttentionScorer).
+    precision : {"auto", "32", "bf16", "16-mixed"}, default="auto"
+        Autocast precision (as in AttentionScorer).
     device : str, default="auto"
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
@@ -288,15 +292,15 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         name: AttentionScorer._parameter_constraints[name]
         for name in ("vision_model", "image_size", "train_encoder", "feature_stage",
                      "learning_rate", "encoder_learning_rate", "weight_decay", "epochs",
-                     "batch_size", "augment", "train_jpeg_quality", "device", "random_state",
-                     "verbose")
+                     "batch_size", "augment", "train_jpeg_quality", "num_workers", "precision",
+                     "device", "random_state", "verbose")
     }
 
     def __init__(self, vision_model="efficientnet-lite0", image_size=224,
                  train_encoder="last_stage", feature_stage=16, learning_rate="auto",
                  encoder_learning_rate="auto", weight_decay=0.01, epochs=10, batch_size=16,
-                 augment=True, train_jpeg_quality=None, device="auto", random_state=None,
-                 verbose=0):
+                 augment=True, train_jpeg_quality=None, num_workers="auto", precision="auto",
+                 device="auto", random_state=None, verbose=0):
         self.vision_model = vision_model
         self.image_size = image_size
         self.train_encoder = train_encoder
@@ -308,6 +312,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.augment = augment
         self.train_jpeg_quality = train_jpeg_quality
+        self.num_workers = num_workers
+        self.precision = precision
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -357,8 +363,10 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             Probabilities in the order of ``classes_``.
         """
         check_is_fitted(self, "scorer_")
-        # The device is a run-time choice: a model fitted on a GPU predicts on a CPU machine.
-        self.scorer_.set_params(device=self.device)
+        # Device, workers and precision are run-time choices: a model fitted on a GPU predicts
+        # on a CPU machine.
+        self.scorer_.set_params(device=self.device, num_workers=self.num_workers,
+                                precision=self.precision)
         return self.scorer_.predict_proba(X)
 
     def predict(self, X) -> np.ndarray:
