@@ -126,7 +126,7 @@ def test_progress_bars_for_reading_epochs_and_scoring(on_disk, capsys):
 def test_num_workers_auto_uses_workers_for_paths_only():
     arrays = [np.zeros((8, 8), np.uint8)] * 40
     assert resolve_num_workers("auto", arrays, 8) == 0
-    assert resolve_num_workers("auto", ["a.png"] * 4, 8) == 0  # one batch: nothing to overlap
+    assert resolve_num_workers("auto", ["a.png"] * 24, 8) == 0  # too few batches to repay
     assert resolve_num_workers("auto", ["a.png"] * 40, 8) <= 4
     assert resolve_num_workers(2, arrays, 8) == 2
 

@@ -10,6 +10,7 @@ so the caller can record it for that study (never drop it) or raise naming the r
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,7 +33,9 @@ def resolve_num_workers(num_workers: int | str, sources: Sequence, batch_size: i
     """Worker processes for ``sources``: ``"auto"`` gives min(4, CPUs - 1) for image paths.
 
     In-memory arrays are read in the calling process (handing them to workers would copy
-    them), and so is a single batch (there is nothing to overlap with).
+    them), and so are fewer than four batches (starting workers would cost more than it
+    saves, e.g. in ``compress``, which scores one small batch at a time), and so is
+    anything inside a daemon process (a multiprocessing pool's worker may not start any).
 
     Examples
     --------
@@ -44,7 +47,8 @@ def resolve_num_workers(num_workers: int | str, sources: Sequence, batch_size: i
     """
     if num_workers != "auto":
         return int(num_workers)
-    if len(sources) <= batch_size or not all(isinstance(s, (str, os.PathLike)) for s in sources):
+    if (len(sources) < 4 * batch_size or multiprocessing.current_process().daemon
+            or not all(isinstance(s, (str, os.PathLike)) for s in sources)):
         return 0
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(0, min(4, (cpus or 1) - 1))
