@@ -14,7 +14,8 @@ tokenizer and the libraries. Per size it reports:
 
 Flat means ``rss_ratio`` (peak at the largest size / peak at the smallest) near 1; the goal
 is <= 1.2. The full run uses the default scorer (EfficientNet-Lite0, whose frozen prefix is
-cached in a temporary file, the tiny T5 decoder) at 224 px; ``--quick`` uses tiny Swin (no
+cached in a temporary file, the tiny T5 decoder) at 128 px (224 px takes over an hour on a
+busy 2-core machine); ``--quick`` uses tiny Swin (no
 prefix cache: pixels are read and augmented every epoch) at 64 px on fewer studies. A full
 run also writes the JSON to benchmarks/results/bench_fit_memory.json.
 
@@ -40,8 +41,8 @@ from _common import emit
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "bench_fit_memory.json"
 CHUNK = 500  # studies generated at a time, so the parent stays small too
-FULL = {"vision_model": "efficientnet-lite0", "text_model": "tiny", "image_size": 224,
-        "batch_size": 16, "epochs": 1, "max_report_tokens": 64}
+FULL = {"vision_model": "efficientnet-lite0", "text_model": "tiny", "image_size": 128,
+        "batch_size": 16, "epochs": 1, "max_report_tokens": 32}
 QUICK = {"vision_model": "tiny-swin", "text_model": "tiny", "image_size": 64,
          "batch_size": 16, "epochs": 1, "max_report_tokens": 32}
 
