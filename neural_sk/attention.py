@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .models.data import image_batches, read_reports
+from .models.data import image_batches, read_reports, report_labels
 from .models.precision import autocast, resolve_precision
 from .models.presets import ENCODER_PRESETS, TEXT_PRESETS
 from .models.scoring import (complete_reports, generate_text, patch_features,
@@ -25,7 +25,7 @@ from .models.scoring import (complete_reports, generate_text, patch_features,
                              score_patches)
 from .models.targets import encode_targets, lesion_patches
 from .models.training import TrainingConfig, train_vision_language
-from .models.vlm import build_vision_language_model, encode_reports, state_digest
+from .models.vlm import build_vision_language_model, state_digest
 from .studies import StudySet
 from .utils.device import resolve_device, torch_seeded
 from .utils.validation import check_seed, check_study_frame, warn_missing_report_column
@@ -285,8 +285,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             )
             self.grid_shape_ = tuple(self.model_.encoder.grid_shape)
             self.feature_dim_ = int(self.model_.encoder.feature_dim)
-            labels = (encode_reports(self.tokenizer_, reports, self.max_report_tokens,
-                                     warn_rows=list(X.index))[0] if text else None)
+            labels = (report_labels(self.tokenizer_, reports, self.max_report_tokens,
+                                    warn_rows=list(X.index)) if text else None)
             self.history_ = train_vision_language(
                 self.model_, X["image"].tolist(), index=list(X.index), labels=labels, targets=targets,
                 lesion=(lesion_patches(X, self.grid_shape_) if self.grounding_weight > 0 else None),

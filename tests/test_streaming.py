@@ -193,3 +193,20 @@ def test_auto_precision_is_bf16_on_cuda():
 
     expected = "bf16" if torch.cuda.is_bf16_supported() else "32"
     assert resolve_precision("auto", torch.device("cuda")) == expected
+
+
+def test_report_labels_in_chunks_equal_one_pass_and_warn_once():
+    from neural_sk.models.data import read_reports, report_labels
+    from neural_sk.models.vlm import encode_reports
+    from neural_sk.text.tokenizer import train_report_tokenizer
+
+    X, _ = make_synthetic_cxr(40, image_size=32, random_state=0)
+    reports = read_reports(X["report"].tolist())
+    reports[5] = "consolidation " * 50
+    tokenizer = train_report_tokenizer(reports)
+    with pytest.warns(UserWarning, match=r"exceed max_report_tokens=24.*rows \[") as caught:
+        chunked = report_labels(tokenizer, reports, 24, warn_rows=list(range(40)), chunk=7)
+    assert len([w for w in caught if "max_report_tokens" in str(w.message)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert torch.equal(chunked, encode_reports(tokenizer, reports, 24)[0])

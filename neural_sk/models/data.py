@@ -4,6 +4,7 @@ row, or is recorded."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ from .encoders import images_to_tensor
 from .loading import (BatchStream, StudyImages, consecutive, image_error, raise_image_error,
                       resolve_num_workers)
 
-__all__ = ["image_batches", "read_pixels", "read_reports"]
+__all__ = ["image_batches", "read_pixels", "read_reports", "report_labels"]
 
 
 def read_pixels(sources: Sequence, image_size: int, *, index: Sequence | None = None,
@@ -74,6 +75,43 @@ def read_reports(reports: Sequence, *, index: Sequence | None = None, allow_empt
                 raise
             errors[offset + k] = errors[offset + k] or f"{type(exc).__name__}: {exc}"
             out.append("")
+    return out
+
+
+def report_labels(tokenizer, reports: Sequence[str], max_tokens: int, *,
+                  warn_rows: Sequence | None = None, chunk: int = 1024) -> torch.Tensor:
+    """Token ids [n, T] of the reports (-100 at padding; T the longest, at most ``max_tokens``).
+
+    :func:`~neural_sk.models.vlm.encode_reports` a chunk at a time: the tokenizer's
+    per-report objects (about 20 kB a report) then never exist for every study at once, so
+    a fit's peak memory does not grow with them. One warning names the reports cut at
+    ``max_tokens`` (rows from ``warn_rows``), as ``encode_reports`` does.
+    """
+    from .vlm import encode_reports
+
+    reports = list(reports)
+    parts, long_rows = [], []
+    for start in range(0, len(reports), chunk):
+        labels, _, mask = encode_reports(tokenizer, reports[start : start + chunk], max_tokens)
+        parts.append(labels)
+        if warn_rows is None:
+            continue
+        # Only reports that fill the limit can have been cut: tokenise those again whole.
+        at_limit = (start + np.flatnonzero(mask.sum(1).numpy() >= max_tokens)).tolist()
+        full = tokenizer([reports[i] for i in at_limit], truncation=False)["input_ids"] if at_limit else []
+        long_rows += [warn_rows[i] for i, ids in zip(at_limit, full) if len(ids) > max_tokens]
+    if long_rows:
+        warnings.warn(
+            f"{len(long_rows)} report(s) exceed max_report_tokens={max_tokens} and were "
+            f"truncated (rows {long_rows[:10]}{'...' if len(long_rows) > 10 else ''})",
+            stacklevel=4,
+        )
+    width = max((p.shape[1] for p in parts), default=0)
+    out = torch.full((len(reports), width), -100, dtype=torch.long)
+    start = 0
+    for part in parts:
+        out[start : start + len(part), : part.shape[1]] = part
+        start += len(part)
     return out
 
 
