@@ -138,7 +138,7 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
         The training images, read (and augmented) batch by batch in ``config.num_workers``
         DataLoader worker processes.
     labels : Tensor [n, T] or None
-        Report token ids (-100 at padding), from :func:`~neural_sk.models.vlm.encode_reports`;
+        Report token ids (-100 at padding), from :func:`~neural_sk.models.data.report_labels`;
         None trains no generation loss.
     targets : Tensor [n] of int64 or None
         Class indices for the classification head; None trains no classification loss.
