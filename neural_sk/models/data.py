@@ -133,12 +133,12 @@ def image_batches(sources: Sequence, image_size: int, batch_size: int, *,
     stream = BatchStream(StudyImages(sources, image_size), workers, pin_memory=pin_memory)
     try:
         for positions, pixels, failed in stream.run(consecutive(n, batch_size), desc=desc):
-            for position, exc in zip(positions.tolist(), failed):
-                if exc is None:
+            for position, failure in zip(positions.tolist(), failed):
+                if failure is None:
                     continue
                 if errors is None:
-                    raise_image_error(exc, index[position])
-                errors[position] = image_error(exc, index[position], sources[position])
+                    raise_image_error(failure, index[position])
+                errors[position] = image_error(failure, index[position], sources[position])
             yield int(positions[0]), pixels
     finally:
         stream.close()

@@ -4,8 +4,10 @@ A :class:`StudyImages` dataset reads one study's image per item, so nothing hold
 archive; :class:`BatchStream` runs it through a ``torch.utils.data.DataLoader`` in the order
 the caller sets for each pass. Randomness never depends on the number of workers: the caller
 draws one seed per pass and every study's augmentation draws from its own generator,
-seeded from that seed and the study's position. A bad image comes back as its exception,
-so the caller can record it for that study (never drop it) or raise naming the row.
+seeded from that seed and the study's position. A bad image comes back as an
+:class:`ImageFailure` (its error's type and message, which always pickle, unlike some
+exceptions), so the caller can record it for that study (never drop it) or raise naming
+the row.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -22,8 +24,15 @@ from torch.utils.data import DataLoader, Dataset
 from .augment import augment_pixels, jpeg_degrade, shift_feature_maps
 from .encoders import images_to_tensor
 
-__all__ = ["BatchStream", "FeatureRows", "StudyImages", "consecutive", "image_error",
+__all__ = ["BatchStream", "FeatureRows", "ImageFailure", "StudyImages", "consecutive", "image_error",
            "raise_image_error", "resolve_num_workers", "sample_generator"]
+
+class ImageFailure(NamedTuple):
+    """Why a study's image could not be read: the error's type name and message."""
+
+    kind: str
+    message: str
+
 
 # Keys are (position, seed): seed None means "no augmentation" (reading, scoring).
 Key = tuple[int, "int | None"]
@@ -61,7 +70,7 @@ def sample_generator(seed: int, position: int) -> torch.Generator:
 
 
 class StudyImages(Dataset):
-    """One study's image per item: ``(position, uint8 [S, S], exception or None)``.
+    """One study's image per item: ``(position, uint8 [S, S], ImageFailure or None)``.
 
     Parameters
     ----------
@@ -93,7 +102,7 @@ class StudyImages(Dataset):
             image = read_image(self.sources[position])
         except Exception as exc:  # handed to the caller, which records or raises per row
             blank = torch.zeros((self.image_size, self.image_size), dtype=torch.uint8)
-            return position, blank, exc
+            return position, blank, ImageFailure(type(exc).__name__, str(exc))
         pixels = images_to_tensor([image], self.image_size)
         if self.jpeg_quality is not None:
             pixels = jpeg_degrade(pixels, self.jpeg_quality)
@@ -189,7 +198,7 @@ class BatchStream:
 
     def run(self, positions: Iterable[torch.Tensor | Sequence[int]], *, seed: int | None = None,
             desc: str | None = None) -> Iterable[tuple[torch.Tensor, torch.Tensor, list]]:
-        """``(positions, batch, exceptions)`` for each batch of ``positions``, in order.
+        """``(positions, batch, failures)`` for each batch of ``positions``, in order.
 
         ``seed`` (None: no augmentation) is the pass's seed; ``desc`` shows a progress bar
         (the returned tqdm then takes ``set_postfix``).
@@ -216,16 +225,19 @@ def consecutive(n: int, batch_size: int) -> list[range]:
     return [range(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
-def image_error(exc: BaseException, row, source) -> str:
+def image_error(failure: ImageFailure, row, source) -> str:
     """The message recorded for a study whose image could not be read (as read_pixels')."""
     where = f" ({source})" if isinstance(source, (str, os.PathLike)) else ""
-    return f"row {row!r}{where}: {type(exc).__name__}: {exc}"
+    return f"row {row!r}{where}: {failure.kind}: {failure.message}"
 
 
-def raise_image_error(exc: BaseException, row) -> None:
+def raise_image_error(failure: ImageFailure, row) -> None:
     """Raise an unreadable image's error naming its row (as ``read_images`` does)."""
     from ..datasets.images import ImageReadError
 
-    if isinstance(exc, (ImageReadError, TypeError)):
-        raise type(exc)(f"image of row {row!r}: {exc}") from exc
-    raise exc
+    kinds = {"ImageReadError": ImageReadError, "TypeError": TypeError,
+             "ImportError": ImportError, "ValueError": ValueError, "OSError": OSError}
+    message = f"image of row {row!r}: {failure.message}"
+    if failure.kind in kinds:
+        raise kinds[failure.kind](message)
+    raise RuntimeError(f"image of row {row!r}: {failure.kind}: {failure.message}")

@@ -91,9 +91,9 @@ def prefix_cache(encoder, images: StudyImages, device, folder: str, *, config: T
             for positions, pixels, failed in stream.run(
                     [range(b, min(b + batch_size, len(images))) for b in batches],
                     desc="read images" if config.verbose else None):
-                for position, exc in zip(positions.tolist(), failed):
-                    if exc is not None:
-                        raise_image_error(exc, position if index is None else index[position])
+                for position, failure in zip(positions.tolist(), failed):
+                    if failure is not None:
+                        raise_image_error(failure, position if index is None else index[position])
                 batch = normalize(_to_device(pixels, device), encoder)
                 if uses_channels_last(encoder.name):
                     batch = batch.contiguous(memory_format=torch.channels_last)
@@ -194,9 +194,9 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
                     desc=f"fit scorer: epoch {epoch + 1}/{config.epochs}" if config.verbose else None,
                 )
                 for idx, batch, failed in batches:
-                    for position, exc in zip(idx.tolist(), failed):
-                        if exc is not None:
-                            raise_image_error(exc, rows[position])
+                    for position, failure in zip(idx.tolist(), failed):
+                        if failure is not None:
+                            raise_image_error(failure, rows[position])
                     with autocast(config.precision, device):
                         features = _batch_features(model.encoder, batch, cached, device)
                         loss, gen, cls = batch_loss(
