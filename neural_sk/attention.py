@@ -119,7 +119,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         or give it uniform attention and zero features and record the reason in ``errors``.
     num_workers : int or "auto", default="auto"
         DataLoader processes that decode (and augment) images; "auto": min(4, CPUs - 1) for
-        image paths, 0 (this process) for in-memory arrays. Results do not depend on it.
+        image paths on a GPU, else 0 (a thread reads ahead). Results do not depend on it.
     precision : {"auto", "32", "bf16", "16-mixed"}, default="auto"
         Autocast precision; "auto" is bfloat16 on CUDA where supported, else float32.
     device : str, default="auto"
@@ -326,7 +326,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         batches = image_batches(
             X["image"].tolist(), self.image_size, self.batch_size, index=list(X.index),
             errors=errors if self.on_error == "skip" else None, desc=desc if self.verbose else None,
-            num_workers=self.num_workers, pin_memory=resolve_device(self.device).type == "cuda",
+            num_workers=self.num_workers, device=resolve_device(self.device),
         )
         for start, pixels in batches:
             yield start, X.iloc[start : start + self.batch_size], pixels

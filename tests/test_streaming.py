@@ -128,6 +128,8 @@ def test_num_workers_auto_uses_workers_for_paths_only():
     assert resolve_num_workers("auto", arrays, 8) == 0
     assert resolve_num_workers("auto", ["a.png"] * 24, 8) == 0  # too few batches to repay
     assert resolve_num_workers("auto", ["a.png"] * 40, 8) <= 4
+    # On the CPU the model uses every core: workers would only compete with it.
+    assert resolve_num_workers("auto", ["a.png"] * 40, 8, torch.device("cpu")) == 0
     assert resolve_num_workers(2, arrays, 8) == 2
 
 

@@ -118,19 +118,20 @@ def report_labels(tokenizer, reports: Sequence[str], max_tokens: int, *,
 def image_batches(sources: Sequence, image_size: int, batch_size: int, *,
                   index: Sequence | None = None, errors: list | None = None,
                   desc: str | None = None, num_workers: int | str = 0,
-                  pin_memory: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
+                  device: torch.device | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(start, pixels)`` for consecutive batches of images, read ahead by workers.
 
     Images are decoded in ``num_workers`` DataLoader worker processes (``"auto"``: see
     :func:`~neural_sk.models.loading.resolve_num_workers`) while the caller works on the
     current batch. ``index`` and ``errors`` are as in :func:`read_pixels`; ``desc`` shows a
-    progress bar with that title; ``pin_memory`` page-locks batches for a CUDA device.
+    progress bar with that title; batches are page-locked when ``device`` is a CUDA GPU.
     """
     sources = list(sources)
     n = len(sources)
     index = list(range(n)) if index is None else list(index)
-    workers = resolve_num_workers(num_workers, sources, batch_size)
-    stream = BatchStream(StudyImages(sources, image_size), workers, pin_memory=pin_memory)
+    workers = resolve_num_workers(num_workers, sources, batch_size, device)
+    pin = device is not None and device.type == "cuda"
+    stream = BatchStream(StudyImages(sources, image_size), workers, pin_memory=pin)
     try:
         for positions, pixels, failed in stream.run(consecutive(n, batch_size), desc=desc):
             for position, failure in zip(positions.tolist(), failed):

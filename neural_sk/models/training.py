@@ -163,7 +163,7 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
     """
     config = dataclasses.replace(
         config, precision=resolve_precision(config.precision, device),
-        num_workers=resolve_num_workers(config.num_workers, sources, config.batch_size))
+        num_workers=resolve_num_workers(config.num_workers, sources, config.batch_size, device))
     images = StudyImages(sources, config.image_size, jpeg_quality=config.train_jpeg_quality,
                          max_shift=config.max_shift)
     model = model.to(device)
