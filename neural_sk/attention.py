@@ -119,7 +119,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         or give it uniform attention and zero features and record the reason in ``errors``.
     num_workers : int or "auto", default="auto"
         DataLoader processes that decode (and augment) images; "auto": min(4, CPUs - 1) for
-        image paths on a GPU, else 0 (a thread reads ahead). Results do not depend on it.
+        image paths on a GPU, else 0 (this process). Results do not depend on it.
     precision : {"auto", "32", "bf16", "16-mixed"}, default="auto"
         Autocast precision; "auto" is bfloat16 on CUDA where supported, else float32.
     device : str, default="auto"

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -44,10 +43,11 @@ def resolve_num_workers(num_workers: int | str, sources: Sequence, batch_size: i
     """Worker processes for ``sources``: ``"auto"`` gives min(4, CPUs - 1) for image paths
     when the model runs on an accelerator.
 
-    With the model on the CPU, "auto" reads in the calling process, a batch ahead in a
-    thread: the model uses every core, so workers only compete for them, and forking a
-    process that holds a model costs about a second of copy-on-write per call (measured:
-    1.6 s without workers, 2.4-4.0 s with one, for 256 studies on 2 cores). In-memory
+    With the model on the CPU, "auto" reads in the calling process: the model uses every
+    core, so workers only compete for them, and forking a process that holds a model costs
+    about a second of copy-on-write per call (measured: 1.6 s without workers, 2.4-4.0 s
+    with one, for 256 studies on 2 cores; a read-ahead thread was slower still, 2.8 s, its
+    own OpenMP team spinning beside the model's). In-memory
     arrays are read in the calling process too (handing them to workers would copy them),
     and so are fewer than four batches (e.g. ``compress``, which scores one small batch at
     a time) and anything inside a daemon process (a pool's worker may not start any).
@@ -181,19 +181,6 @@ class _SetBatches:
         return len(self.batches)
 
 
-def _read_ahead(batches: Iterator) -> Iterator:
-    """The batches of an in-process loader, the next one read in a thread meanwhile (PIL and
-    torch release the GIL, so decoding overlaps with the caller's model)."""
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        pending = reader.submit(next, batches, None)
-        while True:
-            batch = pending.result()
-            if batch is None:
-                return
-            pending = reader.submit(next, batches, None)
-            yield batch
-
-
 class BatchStream:
     """Batches of a dataset in a caller-given order, decoded by ``num_workers`` processes.
 
@@ -226,12 +213,11 @@ class BatchStream:
         (the returned tqdm then takes ``set_postfix``).
         """
         self._batches.batches = [[(int(p), seed) for p in batch] for batch in positions]
-        batches = self.loader if self.loader.num_workers else _read_ahead(iter(self.loader))
         if desc is None:
-            return batches
+            return self.loader
         from tqdm.auto import tqdm
 
-        return tqdm(batches, desc=desc, total=len(self._batches), unit="batch")
+        return tqdm(self.loader, desc=desc, total=len(self._batches), unit="batch")
 
     def close(self) -> None:
         """Stop the workers (they persist between passes otherwise)."""
