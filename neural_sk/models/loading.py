@@ -46,8 +46,8 @@ def resolve_num_workers(num_workers: int | str, sources: Sequence, batch_size: i
     With the model on the CPU, "auto" reads in the calling process: the model uses every
     core, so workers only compete for them, and forking a process that holds a model costs
     about a second of copy-on-write per call (measured: 1.6 s without workers, 2.4-4.0 s
-    with one, for 256 studies on 2 cores; a read-ahead thread was slower still, 2.8 s, its
-    own OpenMP team spinning beside the model's). In-memory
+    with one, for 256 studies on 2 cores; a read-ahead thread was slower too, 2.8 s,
+    probably its own OpenMP team competing with the model's). In-memory
     arrays are read in the calling process too (handing them to workers would copy them),
     and so are fewer than four batches (e.g. ``compress``, which scores one small batch at
     a time) and anything inside a daemon process (a pool's worker may not start any).
