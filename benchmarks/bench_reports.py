@@ -78,9 +78,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="auto", help="with --generation: the scorer's")
     parser.add_argument("--jobs", type=int, default=1,
                         help="with --generation: training variants fitted at once (processes)")
+    parser.add_argument("--variants", type=lambda t: t.split(","),
+                        help="with --generation: training variants, comma-separated")
+    parser.add_argument("--decodings", type=lambda t: t.split(","),
+                        help=f"with --generation: some of {list(DECODING)}, comma-separated")
+    parser.add_argument("--n-samples", type=int, help="with --generation: studies (demo's: 700)")
+    parser.add_argument("--image-size", type=int, help="with --generation: pixels (demo's: 224)")
     args = parser.parse_args(argv)
     if args.generation:
-        return run_generation(args.quick, args.device, argv, args.jobs)
+        return run_generation(args.quick, args.device, argv, args.jobs, args.n_samples,
+                              args.image_size, args.variants, args.decodings)
     if not args.csv.exists():
         parser.error(f"reports not found at {args.csv}; pass --csv PATH")
 
@@ -208,23 +215,30 @@ def _ceilings(split, reference: list[str]) -> dict:
     positive = np.asarray(split.y_test) == 1
     out = {}
     for name, places in (("ceiling_lobe_name", zone), ("ceiling_report_words", words)):
-        written = [f"Airspace opacity and consolidation in the {p}, consistent with pneumonia." if pos
-                   else "No acute cardiopulmonary process." for p, pos in zip(places, positive)]
+        written = ["No acute cardiopulmonary process." if not pos else
+                   f"Airspace opacity and consolidation in the {p}, consistent with pneumonia."
+                   for p, pos in zip(places, positive)]
         out[name] = {k: v for k, v in _efficacy(written, reference, positive).items()
                      if k.startswith("location")}
     return out
 
 
-def _training_variants(quick: bool, epochs: int) -> dict[str, dict]:
+def _training_variants(quick: bool, epochs: int, names: list[str] | None = None) -> dict:
+    """(conditioning, epochs) per training variant; ``names`` picks some (``--variants``)."""
+    variants = {"none": ("none", epochs), "head": ("head", epochs),
+                "findings": ("findings", epochs), "none_x2_epochs": ("none", 2 * epochs),
+                "findings_x2_epochs": ("findings", 2 * epochs),
+                "findings_x4_epochs": ("findings", 4 * epochs)}
+    if names:
+        return {name: variants[name] for name in names}
     if quick:
-        return {"none": ("none", epochs), "findings": ("findings", epochs)}
-    return {"none": ("none", epochs), "head": ("head", epochs),
-            "findings": ("findings", epochs), "none_x2_epochs": ("none", 2 * epochs),
-            "findings_x2_epochs": ("findings", 2 * epochs)}
+        return {name: variants[name] for name in ("none", "findings")}
+    return {name: variants[name] for name in list(variants)[:5]}
 
 
 def _training_rows(name: str, conditioning: str, epochs: int, split, settings, quick: bool,
-                   device: str, threads: int | None = None) -> list[dict]:
+                   device: str, threads: int | None = None,
+                   decodings: list[str] | None = None) -> list[dict]:
     """Fit one scorer; one row per decoding variant of its held-out reports."""
     from _common import roc_auc
 
@@ -248,7 +262,9 @@ def _training_rows(name: str, conditioning: str, epochs: int, split, settings, q
     # The main variants get every decoding; the others the default and the best beam.
     decoding = DECODING if name in ("none", "findings") else {
         k: DECODING[k] for k in ("greedy_no_repeat_sentence", "beam_4")}
-    if quick:
+    if decodings:
+        decoding = {k: DECODING[k] for k in decodings}
+    elif quick:
         decoding = dict(list(DECODING.items())[:2])
     rows = []
     for dec_name, options in decoding.items():
@@ -266,39 +282,48 @@ def _training_rows(name: str, conditioning: str, epochs: int, split, settings, q
     return rows
 
 
-def run_generation(quick: bool, device: str, argv: list[str] | None, jobs: int = 1) -> dict:
+def run_generation(quick: bool, device: str, argv: list[str] | None, jobs: int = 1,
+                   n_samples: int | None = None, image_size: int | None = None,
+                   variants: list[str] | None = None, decodings: list[str] | None = None) -> dict:
     """Fit one scorer per training variant (``jobs`` at a time, each in its own process);
-    score every decoding variant's reports."""
+    score every decoding variant's reports. The demo's settings unless overridden."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import emit
 
     from neural_sk.demo import DemoSettings, held_out_split
 
     s = DemoSettings.quick() if quick else DemoSettings()
+    s.n_samples, s.image_size = n_samples or s.n_samples, image_size or s.image_size
     split = held_out_split(s.n_samples, image_size=s.image_size, test_size=s.test_size,
                            random_state=s.random_state)
     reference = split.X_test["report"].tolist()
     positive = np.asarray(split.y_test) == 1
-    variants = _training_variants(quick, s.epochs)
+    variants = _training_variants(quick, s.epochs, variants)
     if jobs > 1:
         import multiprocessing
         import os
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_training_rows, name, cond, epochs, split, s, quick, device,
-                                   threads) for name, (cond, epochs) in variants.items()]
-            rows = [row for f in futures for row in f.result()]
+                                   threads, decodings) for name, (cond, epochs) in variants.items()]
+            rows = []
+            for future in as_completed(futures):  # each variant's rows as soon as it is done
+                rows.extend(future.result())
+                print(json.dumps(future.result()), file=sys.stderr, flush=True)
     else:
         rows = [row for name, (cond, epochs) in variants.items()
-                for row in _training_rows(name, cond, epochs, split, s, quick, device)]
+                for row in _training_rows(name, cond, epochs, split, s, quick, device,
+                                          decodings=decodings)]
     result = {"quick": quick, "n_train": len(split.X_train), "n_test": len(split.X_test),
               "n_test_positive": int(positive.sum()), "vision_model": s.vision_model,
               "image_size": s.image_size, "reference_rows": _ceilings(split, reference),
               "rows": rows}
+    demo_sized = (not quick and n_samples in (None, 700) and image_size in (None, 224)
+                  and not variants and not decodings)
     return emit("bench_reports_generation", result, argv=argv,
-                out=None if quick else RESULT_GENERATION)
+                out=RESULT_GENERATION if demo_sized else None)
 
 
 if __name__ == "__main__":

@@ -192,13 +192,13 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     def __init__(self, vision_model="efficientnet-lite0", text_model="tiny", image_size=224,
                  method="mil", train_encoder="last_stage", feature_stage=16,
                  position_embedding=True, classification_weight=0.5, class_weight=None,
-                 grounding_weight=0.0, report_decoder=None,
+                 grounding_weight=0.0,
                  learning_rate="auto", encoder_learning_rate="auto", weight_decay=0.01,
                  epochs=10, batch_size=16, gradient_accumulation=1, augment=True,
                  train_jpeg_quality=None, max_report_tokens=128, attention_layer=-1,
                  head_reduce="mean", token_reduce="mean", report_source="auto",
-                 keep_token_attention=False, feature_dtype="float32", on_error="raise",
-                 device="auto", random_state=None, verbose=0):
+                 report_decoder=None, keep_token_attention=False, feature_dtype="float32",
+                 on_error="raise", device="auto", random_state=None, verbose=0):
         self.vision_model = vision_model
         self.text_model = text_model
         self.image_size = image_size

@@ -92,8 +92,8 @@ def clinical_efficacy(generated: Sequence[str], reference: Sequence[str], *,
         precision, recall, f1, support), ``location_agreement`` (of the findings present in
         both reports whose reference names an anatomy, the share where the generated report
         names at least one of the same places; NaN when there is none), ``n_located``,
-        ``location_agreement_side_level`` (the same share when a place counts as its side
-        and level: "right lower zone", "right base" and "right lower lobe" agree), and
+        ``location_agreement_side_level`` (the same share when a sided place also counts as
+        its side and level: "right lower zone", "right base" and "right lower lobe" agree), and
         ``repeated_sentence_rate`` (share of generated reports that repeat a sentence).
 
     Examples
@@ -129,7 +129,7 @@ def clinical_efficacy(generated: Sequence[str], reference: Sequence[str], *,
              for i, found in enumerate(true_where) for concept, places in found.items()
              if places and concept in pred_where[i]]
     agree = [bool(gen & ref) for gen, ref in pairs]
-    coarse = [_agree_side_level(gen, ref) for gen, ref in pairs]
+    coarse = [bool(gen & ref) or _agree_side_level(gen, ref) for gen, ref in pairs]
     return {
         "precision": float(p), "recall": float(r), "f1": float(f),
         "macro_f1": float(per[2][support > 0].mean()) if support.any() else float("nan"),

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from numbers import Integral, Real
+import re
 from typing import Any
 
 import torch
 
 __all__ = ["CONDITIONING", "DECODER_DEFAULTS", "NoRepeatSentence", "check_decoder_options",
-           "generation_kwargs"]
+           "drop_repeated_tail", "generation_kwargs"]
 
 #: What the decoder sees besides the projected patches: nothing more ("none"), the
 #: classification head's findings ("head": its class probabilities and the patches it attends
@@ -105,16 +106,40 @@ class NoRepeatSentence:
         self.start = start  # the decoder-start token is not text
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        is_end = torch.isin(input_ids[:, self.start:], torch.tensor(self.end_ids,
-                                                                    device=input_ids.device))
-        for row in torch.nonzero(is_end.any(1)).flatten().tolist():  # rows with a finished sentence
-            ids = input_ids[row, self.start:].tolist()
-            cuts = [-1, *torch.nonzero(is_end[row]).flatten().tolist()]
-            done = {tuple(ids[a + 1 : b]) for a, b in zip(cuts, cuts[1:])}
+        ends = set(self.end_ids)
+        banned = []
+        # One copy to the host per step (not one sync per row); the rest is plain Python.
+        for row, ids in enumerate(input_ids[:, self.start:].tolist()):
+            cuts = [-1, *(k for k, token in enumerate(ids) if token in ends)]
             current = tuple(ids[cuts[-1] + 1 :])
-            if current and current in done:
-                scores[row, self.close_ids] = float("-inf")
+            if current and current in {tuple(ids[a + 1 : b]) for a, b in zip(cuts, cuts[1:])}:
+                banned.append(row)
+        if banned:
+            rows = torch.tensor(banned, device=scores.device)
+            close = torch.tensor(self.close_ids, device=scores.device)
+            scores[rows[:, None], close] = float("-inf")
         return scores
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+def drop_repeated_tail(report: str) -> str:
+    """``report`` without a last, unfinished sentence that repeats an earlier one.
+
+    Decoding can stop at its length limit inside a sentence, where :class:`NoRepeatSentence`
+    has no close to ban: what was cut is dropped if it says again what was said.
+
+    Examples
+    --------
+    >>> drop_repeated_tail("no effusion. heart normal. no effusion")
+    'no effusion. heart normal.'
+    """
+    pieces = _SENTENCE.findall(report)
+    norm = [" ".join(p.rstrip(".!?").split()) for p in pieces]
+    if len(pieces) > 1 and norm[-1] and norm[-1] in norm[:-1]:
+        return "".join(pieces[:-1]).rstrip()
+    return report
 
 
 def sentence_end_ids(tokenizer) -> list[int]:

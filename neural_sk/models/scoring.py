@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .encoders import normalize
-from .generation import check_decoder_options, generation_kwargs
+from .generation import check_decoder_options, drop_repeated_tail, generation_kwargs
 from .presets import uses_channels_last
 from .vlm import encode_reports
 
@@ -44,9 +44,11 @@ def generate_text(model, tokenizer, features: torch.Tensor, max_tokens: int,
     which fill in what is missing): beams, n-gram blocking, penalties, and whether a
     sentence may repeat.
     """
-    kwargs = generation_kwargs(check_decoder_options(options), tokenizer)
-    ids = model.generate(features, max_new_tokens=max_tokens, **kwargs)
-    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+    options = check_decoder_options(options)
+    ids = model.generate(features, max_new_tokens=max_tokens,
+                         **generation_kwargs(options, tokenizer))
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return [drop_repeated_tail(t) for t in texts] if options["no_repeat_sentence"] else texts
 
 
 def complete_reports(model, tokenizer, features: torch.Tensor, given: Sequence[str], *,
