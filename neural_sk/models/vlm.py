@@ -161,16 +161,17 @@ class VisionLanguageModel(nn.Module):
         mem = self.projection(features)
         if self.position is not None:
             mem = mem + self.position
-        if self.conditioning == "head":
+        conditioning = getattr(self, "conditioning", "none")  # models pickled before it
+        if conditioning == "head":
             mem = torch.cat([mem, self.conditioner(self.head, features, mem)], 1)
-        elif self.conditioning == "findings":
+        elif conditioning == "findings":
             mem = torch.cat([mem, self.conditioner(features, mem)], 1)
         ones = torch.ones(mem.shape[:2], dtype=torch.long, device=mem.device)
         return BaseModelOutput(last_hidden_state=mem), ones
 
     def findings_logits(self, features: torch.Tensor) -> torch.Tensor | None:
         """The report-guided head's logits [B, len(FINDINGS)]; None without that head."""
-        if self.conditioning != "findings":
+        if getattr(self, "conditioning", "none") != "findings":
             return None
         return self.conditioner.attend(features)[0]
 
