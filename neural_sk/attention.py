@@ -110,8 +110,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         reports lose their clinical-context sections (:func:`neural_sk.text.observation_text`),
         in ``fit`` too: a referral's "evaluate for pneumonia" would leak the label.
     report_decoder : dict or None, default=None
-        How the report decoder is conditioned and decodes (keys and defaults:
-        :data:`neural_sk.models.generation.DECODER_DEFAULTS`); checked in ``fit``.
+        How reports are conditioned and decoded: ``neural_sk.models.generation.DECODER_DEFAULTS``.
     keep_token_attention : bool, default=False
         Also return per-token cross-attention with the tokens' character offsets (for
         ``GraphFuser(strategy="grounded")``).
