@@ -109,6 +109,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         fitted decoder, or given where present and generated where missing or empty. Given
         reports lose their clinical-context sections (:func:`neural_sk.text.observation_text`),
         in ``fit`` too: a referral's "evaluate for pneumonia" would leak the label.
+    report_decoder : dict or None, default=None
+        How reports are conditioned and decoded: ``neural_sk.models.generation.DECODER_DEFAULTS``.
     keep_token_attention : bool, default=False
         Also return per-token cross-attention with the tokens' character offsets (for
         ``GraphFuser(strategy="grounded")``).
@@ -177,6 +179,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         "head_reduce": [StrOptions({"mean", "max"})],
         "token_reduce": [StrOptions({"mean", "max", "findings"})],
         "report_source": [StrOptions({"given", "generated", "auto"})],
+        "report_decoder": [None, dict],
         "keep_token_attention": ["boolean"],
         "feature_dtype": [StrOptions({"float32", "float16"})],
         "on_error": [StrOptions({"raise", "skip"})],
@@ -193,8 +196,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                  epochs=10, batch_size=16, gradient_accumulation=1, augment=True,
                  train_jpeg_quality=None, max_report_tokens=128, attention_layer=-1,
                  head_reduce="mean", token_reduce="mean", report_source="auto",
-                 keep_token_attention=False, feature_dtype="float32", on_error="raise",
-                 device="auto", random_state=None, verbose=0):
+                 report_decoder=None, keep_token_attention=False, feature_dtype="float32",
+                 on_error="raise", device="auto", random_state=None, verbose=0):
         self.vision_model = vision_model
         self.text_model = text_model
         self.image_size = image_size
@@ -218,6 +221,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self.head_reduce = head_reduce
         self.token_reduce = token_reduce
         self.report_source = report_source
+        self.report_decoder = report_decoder
         self.keep_token_attention = keep_token_attention
         self.feature_dtype = feature_dtype
         self.on_error = on_error
@@ -272,7 +276,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                 n_classes=0 if targets is None else len(self.classes_),
                 image_size=self.image_size, train_encoder=self.train_encoder,
                 feature_stage=int(self.feature_stage), position_embedding=self.position_embedding,
-            )
+                report_decoder=self.report_decoder)
             self.grid_shape_ = tuple(self.model_.encoder.grid_shape)
             self.feature_dim_ = int(self.model_.encoder.feature_dim)
             pixels = read_pixels(X["image"].tolist(), self.image_size, index=list(X.index))
@@ -283,7 +287,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             self.history_ = train_vision_language(
                 self.model_, pixels, labels=labels, targets=targets,
                 lesion=(lesion_patches(X, self.grid_shape_) if self.grounding_weight > 0 else None),
-                weights=weights,
+                weights=weights, reports=reports,
                 config=TrainingConfig.from_params(self.get_params()),
                 generator=torch.Generator().manual_seed(seed), device=device,
             )
@@ -381,7 +385,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         if self.tokenizer_ is not None:  # without a decoder, reports pass through
             reports = complete_reports(model, self.tokenizer_, feats, reports,
                                        max_tokens=self.max_report_tokens,
-                                       generate_all=self.report_source == "generated")
+                                       generate_all=self.report_source == "generated",
+                                       options=self.report_decoder)
         scores, token_att, token_off = score_patches(
             model, feats, reports, method=self.method, tokenizer=self.tokenizer_,
             max_tokens=self.max_report_tokens, attention_layer=self.attention_layer,
@@ -444,7 +449,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             return [text for _, _, pixels in self._batches(X)
                     for text in generate_text(model, self.tokenizer_,
                                               patch_features(model, pixels, device),
-                                              self.max_report_tokens)]
+                                              self.max_report_tokens, self.report_decoder)]
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the stage-1 classification head, from all patches.

@@ -8,7 +8,11 @@ import warnings
 import torch
 from torch.nn import functional as F
 
-__all__ = ["batch_loss", "warn_if_head_at_chance", "weighted_mean"]
+__all__ = ["FINDINGS_WEIGHT", "batch_loss", "findings_loss", "warn_if_head_at_chance",
+           "weighted_mean"]
+
+#: Weight of the report-guided findings loss (a mean binary cross-entropy over findings).
+FINDINGS_WEIGHT = 1.0
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -17,8 +21,21 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.T
     return (values * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
-def batch_loss(model, features, labels, targets, lesion, weights, config, device):
-    """Joint loss of one batch: generation + weight x classification - weight x grounding.
+def findings_loss(model, features, findings, weights):
+    """Binary cross-entropy of the report-guided head against the findings [B, K] read from
+    the reports (zero when the model has no such head)."""
+    logits = model.findings_logits(features)
+    if logits is None:
+        return torch.zeros((), device=features.device)
+    bce = F.binary_cross_entropy_with_logits(logits, findings.to(logits.device),
+                                             reduction="none").mean(1)
+    return weighted_mean(bce, weights)
+
+
+def batch_loss(model, features, labels, targets, lesion, weights, config, device,
+               findings=None):
+    """Joint loss of one batch: generation + weight x classification - weight x grounding
+    (+ the report-guided findings loss when ``findings`` [B, K] is given).
 
     ``weights`` [B] (or None) weigh each study's part of every term. Returns the loss
     tensor and the floats of its generation and classification parts.
@@ -31,6 +48,8 @@ def batch_loss(model, features, labels, targets, lesion, weights, config, device
     else:
         gen = torch.zeros((), device=device)
     loss = gen
+    if findings is not None:
+        loss = loss + FINDINGS_WEIGHT * findings_loss(model, features, findings, weights)
     cls_value = 0.0
     if targets is not None:
         targets = targets.to(device)

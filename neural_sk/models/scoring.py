@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .encoders import normalize
+from .generation import check_decoder_options, drop_repeated_tail, generation_kwargs
 from .presets import uses_channels_last
 from .vlm import encode_reports
 
@@ -35,19 +36,30 @@ def patch_features(model, pixels: torch.Tensor, device) -> torch.Tensor:
     return model.encoder(pixels)
 
 
-def generate_text(model, tokenizer, features: torch.Tensor, max_tokens: int) -> list[str]:
-    """Reports written greedily by the decoder from patch features [B, P, d]."""
-    ids = model.generate(features, max_new_tokens=max_tokens)
-    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+def generate_text(model, tokenizer, features: torch.Tensor, max_tokens: int,
+                  options: dict | None = None) -> list[str]:
+    """Reports written by the decoder from patch features [B, P, d].
+
+    ``options`` are decoding options (:data:`~neural_sk.models.generation.DECODER_DEFAULTS`,
+    which fill in what is missing): beams, n-gram blocking, penalties, and whether a
+    sentence may repeat.
+    """
+    options = check_decoder_options(options)
+    ids = model.generate(features, max_new_tokens=max_tokens,
+                         **generation_kwargs(options, tokenizer))
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return [drop_repeated_tail(t) for t in texts] if options["no_repeat_sentence"] else texts
 
 
 def complete_reports(model, tokenizer, features: torch.Tensor, given: Sequence[str], *,
-                     max_tokens: int, generate_all: bool = False) -> list[str]:
+                     max_tokens: int, generate_all: bool = False,
+                     options: dict | None = None) -> list[str]:
     """The given reports, with a generated one wherever a report is blank (or everywhere)."""
     given = list(given)
     need = [k for k, r in enumerate(given) if generate_all or not r.strip()]
     if need:
-        for k, text in zip(need, generate_text(model, tokenizer, features[need], max_tokens)):
+        texts = generate_text(model, tokenizer, features[need], max_tokens, options)
+        for k, text in zip(need, texts):
             given[k] = text
     return given
 

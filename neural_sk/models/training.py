@@ -9,10 +9,12 @@ otherwise the pixels themselves are augmented.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import torch
 
 from .augment import augment_pixels, shift_feature_maps
+from .conditioning import report_findings
 from .encoders import normalize
 from .losses import batch_loss, warn_if_head_at_chance
 from .optim import build_optimizer
@@ -88,7 +90,8 @@ def _batch_features(encoder, pixels, cached, idx, config, generator, device) -> 
 def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor | None,
                           targets: torch.Tensor | None, lesion: torch.Tensor | None,
                           weights: torch.Tensor | None = None, config: TrainingConfig,
-                          generator: torch.Generator, device) -> list[dict]:
+                          generator: torch.Generator, device,
+                          reports: Sequence[str] | None = None) -> list[dict]:
     """Train ``model`` in place on ``device`` and leave it on the CPU.
 
     Parameters
@@ -105,6 +108,9 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
         Patches on the lesion, for the grounding loss (rows without any are left out).
     weights : Tensor [n] or None
         Per-study weights of the losses (sample and class weights); None weighs all alike.
+    reports : sequence of str or None
+        The training reports: a report-guided head (``model.conditioning == "findings"``)
+        learns the findings the labeler reads from them.
     config : TrainingConfig
     generator : torch.Generator
         Draws the batch order and the augmentation.
@@ -116,6 +122,9 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
         Per epoch, the mean ``loss``, ``generation`` and ``classification`` losses. A
         warning says when the classification loss ends no better than chance.
     """
+    findings = None
+    if reports is not None and getattr(model, "conditioning", "none") == "findings":
+        findings = report_findings(reports)
     model = model.to(device)
     optimizer = build_optimizer(model, config)
     n = len(pixels)
@@ -141,6 +150,7 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
                 None if targets is None else targets[idx],
                 None if lesion is None else lesion[idx],
                 None if weights is None else weights[idx], config, device,
+                findings=None if findings is None else findings[idx],
             )
             (loss / config.gradient_accumulation).backward()
             step += 1
