@@ -18,7 +18,7 @@ from .errors import IncompatibleArchiveError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "META_NAME", "ACCOUNTING",
            "FEATURE_DTYPES", "PIXEL_FORMATS", "GRAPH_FIELDS", "jsonable", "check_compatible",
-           "default_fields", "compact_int", "encode_strings",
+           "default_fields", "lean_fields", "compact_int", "encode_strings",
            "decode_strings", "to_numpy", "restore", "quantise_int8", "READABLE_VERSIONS"]
 
 FORMAT = "neural_sk.archive"
@@ -165,6 +165,24 @@ def default_fields(studies: StudySet) -> list[str]:
         # what the archive exists to drop.
         fields.remove("patch_features")
     return fields
+
+
+def lean_fields(studies: StudySet) -> list[str]:
+    """The fields an archive of record needs (what ``compress`` stores by default): the
+    minimum from which the rest is rebuilt.
+
+    :func:`default_fields`, less the attention map and the report text when the graphs
+    carry what a model reads of them: the visual graphs hold each kept patch's features,
+    position and attention; the report graphs hold each finding (concept, status, anatomy,
+    where the report mentions it). Either can still be stored by naming it.
+    """
+    fields = default_fields(studies)
+    drop = {"errors"}
+    if studies.visual_graphs is not None:
+        drop.add("attention")
+    if studies.report_graphs is not None:
+        drop.add("reports")
+    return [f for f in fields if f not in drop]
 
 
 def quantise_int8(flat: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
