@@ -30,7 +30,7 @@ from .graph_decoder import GraphDecoder
 from .graph_encoder import GraphEncoder
 from .members import open_file, read_arrays, read_meta
 
-__all__ = ["encode_studies", "decode_studies", "write_shard", "read_shard", "fsync_dir"]
+__all__ = ["collect_members", "encode_studies", "decode_studies", "write_shard", "read_shard", "fsync_dir"]
 
 # Fixed ZIP timestamps make the same StudySet give the same bytes.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -87,13 +87,11 @@ def _field_spec(w: Writer, graphs: GraphEncoder, studies: StudySet, field: str,
     raise ValueError(f"cannot store field {field!r}")  # pragma: no cover - all handled above
 
 
-def encode_studies(studies: StudySet, fields: Sequence[str], feature_dtype: str,
-                   extra: Any = None) -> tuple[dict[str, np.ndarray], dict]:
-    """The members and metadata of an archive of ``fields`` (in pipeline order).
-
-    ``extra(writer)``, when given, adds more members (the pixel tiles) and returns their
-    metadata, stored as ``meta["pixels"]``.
-    """
+def collect_members(studies: StudySet, fields: Sequence[str], feature_dtype: str,
+                    extra: Any = None) -> tuple[Writer, dict, Any]:
+    """The writer holding an archive's members (and the bytes each study owes each field
+    and member), the fields' specs and the pixels' metadata: what :func:`encode_studies`
+    writes, without writing it."""
     n = len(studies)
     w = Writer(n)
     graphs = GraphEncoder(w, feature_dtype, studies.grid_shape)
@@ -106,6 +104,18 @@ def encode_studies(studies: StudySet, fields: Sequence[str], feature_dtype: str,
     if "keep_mask" in meta_fields and "visual_graphs" in graphs.patch_ids:
         _mask_from_graphs(w, meta_fields, graphs.patch_ids["visual_graphs"], studies.keep_mask)
     pixel_meta = extra(w) if extra is not None else None
+    return w, meta_fields, pixel_meta
+
+
+def encode_studies(studies: StudySet, fields: Sequence[str], feature_dtype: str,
+                   extra: Any = None) -> tuple[dict[str, np.ndarray], dict]:
+    """The members and metadata of an archive of ``fields`` (in pipeline order).
+
+    ``extra(writer)``, when given, adds more members (the pixel tiles) and returns their
+    metadata, stored as ``meta["pixels"]``.
+    """
+    n = len(studies)
+    w, meta_fields, pixel_meta = collect_members(studies, fields, feature_dtype, extra)
     # Bytes each study owes each field (the accounting array itself is overhead).
     accounting = list(w.per_study)
     table = np.stack([np.round(w.per_study[f]) for f in accounting], axis=1) if accounting \
@@ -144,8 +154,8 @@ def _mask_from_graphs(w: Writer, meta_fields: dict, patch_spec: Mapping,
         return
     spec = meta_fields["keep_mask"]
     for name in (spec["data"],):
-        nbytes = w.arrays.pop(name).nbytes
-        w.per_study["keep_mask"] -= nbytes / max(w.n, 1)
+        w.per_study["keep_mask"] -= w.per_member.pop(name)
+        del w.arrays[name]
     meta_fields["keep_mask"] = {"kind": "patch_ids", "n_patches": int(mask.shape[1]),
                                 "data": patch_spec["data"], "ptr": patch_spec["ptr"]}
 
