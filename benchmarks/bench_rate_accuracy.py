@@ -32,6 +32,30 @@ from _common import emit, held_out_split, roc_auc
 from neural_sk.demo import DemoSettings, demo_pipeline, held_out_auc, score_split, visual_only
 
 
+def run_int8_only(quick: bool, seed: int = 0, n_samples: int | None = None,
+                  epochs: int | None = None) -> dict:
+    """The int8 row alone (no sweep, no codecs), at the run's settings or smaller ones."""
+    from dataclasses import replace
+
+    from sklearn.base import clone
+
+    settings = DemoSettings.quick() if quick else DemoSettings(
+        n_samples=400, image_size=224, epochs=10, vision_model="efficientnet-lite0",
+        gnn_epochs=40)
+    settings = replace(settings, random_state=seed, keep_ratio=0.023,
+                       n_samples=n_samples or settings.n_samples,
+                       epochs=settings.epochs if epochs is None else epochs)
+    split = held_out_split(settings.n_samples, image_size=settings.image_size, test_size=0.4,
+                           random_state=seed)
+    pipe = demo_pipeline(settings)
+    tr, te, _ = score_split(pipe["scorer"], split)
+    fused = clone(pipe[1:]).fit(tr, split.y_train)
+    row = _int8_row(fused, tr, te, split.y_train, split.y_test, settings.keep_ratio)
+    return {"rows": [row], "n_train": int(len(tr)), "n_test": int(len(te)),
+            "image_size": settings.image_size, "preset": settings.vision_model,
+            "epochs": settings.epochs}
+
+
 def run(quick: bool, seed: int = 0) -> dict:
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
@@ -194,7 +218,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None, help="folder for the JSON and the plot")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--int8-only", action="store_true",
+                        help="only the int8 row (with --n-samples / --epochs to shrink it)")
+    parser.add_argument("--n-samples", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.int8_only:
+        return emit("bench_rate_accuracy_int8", run_int8_only(
+            args.quick, args.seed, args.n_samples, args.epochs), argv=argv,
+            out=Path(args.out) / "bench_rate_accuracy_int8.json" if args.out else None)
     suffix = "_quick" if args.quick else ""
     out = Path(args.out) if args.out else None
     if out is not None:
