@@ -86,8 +86,10 @@ def _add_compress(sub: argparse._SubParsersAction) -> None:
                       default="float16", help="storage type of the kept patch features "
                       "(int8: one scale per study, lossy)")
     comp.add_argument("--fields", nargs="+", default=None, metavar="FIELD",
-                      help="StudySet fields to store (default: the graphs, from which the rest "
-                      "is rebuilt; add attention or reports to keep the full map or the text)")
+                      help="StudySet fields to store (default: the graphs, from which the keep "
+                      "mask and fused graphs are rebuilt; to keep the full attention map and "
+                      "the text too: --fields visual_graphs report_graphs graphs attention "
+                      "reports)")
     comp.add_argument("--pixels", choices=["png", "jpeg"], default=None,
                       help="also store the image tiles under the kept patches (viewable)")
     comp.add_argument("--scheduler", default=None, help="address of a Dask scheduler")
