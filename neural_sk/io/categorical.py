@@ -65,7 +65,8 @@ def _rows_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
 def code_nodes(graphs: GraphList) -> Coded | None:
     """The coding of ``graphs``' categorical node attributes, or None when it saves nothing.
 
-    Only attributes held one row per node (``x``'s offsets) take part; the coding is kept
+    Only attributes held one row per node (``x``'s offsets) take part, ``x`` only when it
+    is one-hot (zeros and ones: the report graphs'); the coding is kept
     when one code per node plus the table is smaller than the attributes' own bytes.
     """
     if (len(graphs) == 0 or "x" not in graphs.keys or graphs.flat("x")[1] is None
@@ -91,6 +92,8 @@ def code_nodes(graphs: GraphList) -> Coded | None:
             values = np.asarray(values)
             if values.dtype.kind not in "biuf":
                 continue
+            if key == "x" and not np.isin(values, (0, 1)).all():
+                continue  # real-valued features: stored at the feature dtype, not coded
             code, size = _rows_codes(values)
         else:
             continue
