@@ -15,9 +15,9 @@ fusion, then into archives:
 Per archive: file bytes per study (what was written) and as a share of the PNG bytes, the
 bytes of each field per study (:func:`neural_sk.io.archive_nbytes`), and the share of the
 file's bytes that ``load_studies(path, fields=[...])`` reads for a few fields: ``read_share``
-counted on the file handle (it includes Python's ``zipfile`` scanning the last 64 KiB for the
-end record, since the checksum trailer is the ZIP comment: the whole of a small file), and
-``member_share``, the members those fields are stored in (and the metadata). Checks, in the same run: the float32 round trip is exact, the fused graphs read
+counted on the file handle (the ZIP directory, the metadata and the members; a full load also
+hashes the whole file first), and ``member_share``, the members those fields are stored in
+(and the metadata). Checks, in the same run: the float32 round trip is exact, the fused graphs read
 back equal the in-memory fuse of the graphs read back, and a flipped byte in the visual
 graphs' features is found both by a ``fields=["visual_graphs"]`` load and by
 ``verify_archive``.

@@ -226,3 +226,43 @@ def test_the_arrow_export_is_one_row_per_study(studies, many, lean, tmp_path):
     np.testing.assert_array_equal(np.stack(frame["graphs.edge_index"][3]).T,
                                   g.edge_index.numpy())
     assert list(frame["report_graphs.node_names"][3]) == g.node_names
+
+
+def test_reading_a_few_fields_reads_a_few_of_the_files_bytes(studies, tmp_path, monkeypatch):
+    from neural_sk.io import shards
+
+    big = studies[np.tile(np.arange(len(studies)), 100)]
+    big = big.replace(ids=np.arange(len(big)))
+    path = tmp_path / "big.npz"
+    save_studies(path, big, fields=nio.format.lean_fields(big))
+    size = path.stat().st_size
+    tally = []
+    opener = shards.open_file
+
+    class Counting:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def read(self, *args):
+            data = self.fh.read(*args)
+            tally.append(len(data))
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(shards, "open_file", lambda *a, **k: Counting(opener(*a, **k)))
+    read = {}
+    for fields in (["ids"], ["keep_mask"], None):
+        tally.clear()
+        load_studies(path, fields=fields)
+        read[str(fields)] = sum(tally) / size
+    # The ids and the patch ids are a few percent of the file: no 64 KiB end-record scan.
+    assert read["['ids']"] < 0.1 and read["['keep_mask']"] < 0.15
+    assert 1 <= read["None"] < 2.1  # a full load hashes every byte, then reads the members

@@ -19,7 +19,8 @@ import numpy as np
 
 from .._version import __version__
 from ..studies import PER_STUDY_FIELDS, StudySet
-from .checksums import TRAILER_PLACEHOLDER, check_trailer, payload_digest, write_trailer
+from .checksums import (TRAILER_LEN, TRAILER_PLACEHOLDER, check_trailer, payload_digest,
+                        write_trailer)
 from .columns import (Writer, read_ptr, read_ragged, read_strings, stored_dtype,
                       unpack_bits, writable)
 from .errors import ArchiveError
@@ -28,7 +29,7 @@ from .format import (ACCOUNTING, FORMAT, FORMAT_VERSION, GRAPH_FIELDS, META_NAME
                      READABLE_VERSIONS, compact_int, jsonable, quantise_int8)
 from .graph_decoder import GraphDecoder
 from .graph_encoder import GraphEncoder
-from .members import open_file, read_arrays, read_meta
+from .members import KnownTail, open_file, read_arrays, read_meta
 
 __all__ = ["collect_members", "encode_studies", "decode_studies", "write_shard", "read_shard", "fsync_dir"]
 
@@ -324,7 +325,8 @@ def read_shard(path: Path, *, follow_symlinks: bool = True,
         check_trailer(fh, shown, verify=fields is None)
         size = fh.seek(0, os.SEEK_END)
         try:
-            with zipfile.ZipFile(fh) as zf:
+            # The end record (22 bytes) then the checksum trailer close the file.
+            with zipfile.ZipFile(KnownTail(fh, size, 22 + TRAILER_LEN)) as zf:
                 meta = read_meta(zf, shown)
                 _check_format(meta, shown)
                 names = None if fields is None else _members_for(meta, fields, shown)
