@@ -291,7 +291,7 @@ def archive_info(path: str | os.PathLike) -> dict:
     >>> path = os.path.join(tempfile.mkdtemp(), "s.npz")
     >>> _ = save_studies(path, StudySet(reports=["a"]))
     >>> archive_info(path)["format_version"]
-    1
+    2
     """
     meta, _ = read_shard(Path(path))
     return meta
