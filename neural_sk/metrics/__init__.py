@@ -7,14 +7,16 @@ Two families, both pure NumPy and vectorised over studies:
   chance level, and :func:`patch_reduction` (share of patches dropped). The lesion patches
   come from :func:`patch_lesion_masks` (the patch grid's own function, re-exported here).
 - **Bytes** (:mod:`neural_sk.metrics.bytes`): :func:`graph_nbytes`, :func:`kept_graph_bytes`,
-  :func:`image_nbytes`, :func:`source_nbytes`.
+  :func:`archive_bytes_per_study` (what the archive writes), :func:`image_nbytes`,
+  :func:`source_nbytes`.
 - **Report quality** (:mod:`neural_sk.metrics.clinical`): :func:`clinical_efficacy`, the
   findings a generated report states against those of the reference report.
 """
 
 from ..patches import patch_lesion_masks
 from .clinical import clinical_efficacy
-from .bytes import graph_nbytes, image_nbytes, kept_graph_bytes, source_nbytes
+from .bytes import (archive_bytes_per_study, graph_nbytes, image_nbytes, kept_graph_bytes,
+                    source_nbytes)
 from .localization import (
     enrichment,
     hit_at_k,
@@ -37,6 +39,7 @@ __all__ = [
     "enrichment",
     "graph_nbytes",
     "kept_graph_bytes",
+    "archive_bytes_per_study",
     "image_nbytes",
     "source_nbytes",
     "patch_reduction",
