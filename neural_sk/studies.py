@@ -18,6 +18,7 @@ PER_STUDY_FIELDS = (
     "ids",
     "reports",
     "attention",
+    "label_attention",
     "patch_features",
     "token_attention",
     "token_offsets",
@@ -62,6 +63,9 @@ class StudySet:
         The report text each study was scored with (given or generated).
     attention : ndarray of shape (n, P), float32, default=None
         One importance score per image patch; each row sums to 1.
+    label_attention : ndarray of shape (n, k, P), float32, default=None
+        One map per label of a multi-label scorer (each row sums to 1); ``attention`` is
+        the one its ``attention_label`` chose.
     patch_features : ndarray of shape (n, P, d), default=None
         Encoder features of every patch (float32 or float16).
     token_attention : list of ndarray of shape (T_i, P), default=None
@@ -111,6 +115,7 @@ class StudySet:
     errors: Any = None
     grid_shape: Any = None
     info: Any = None
+    label_attention: Any = None  # last, so positional use of the older fields is unchanged
 
     def __post_init__(self) -> None:
         lengths = {
@@ -138,15 +143,21 @@ class StudySet:
             if att.ndim != 2:
                 raise ValueError(f"attention must be 2-D (n, P), got shape {att.shape}")
             object.__setattr__(self, "attention", att)
+        if self.label_attention is not None:
+            maps = np.asarray(self.label_attention)
+            if maps.ndim != 3:
+                raise ValueError(f"label_attention must be 3-D (n, k, P), got shape {maps.shape}")
+            object.__setattr__(self, "label_attention", maps)
         if self.grid_shape is not None:
             grid = tuple(int(v) for v in self.grid_shape)
             object.__setattr__(self, "grid_shape", grid)
             n_patches = grid[0] * grid[1]
-            for name in ("attention", "keep_mask", "patch_features"):
+            for name in ("attention", "keep_mask", "patch_features", "label_attention"):
                 value = getattr(self, name)
-                if value is not None and value.shape[1] != n_patches:
+                axis = 2 if name == "label_attention" else 1
+                if value is not None and value.shape[axis] != n_patches:
                     raise ValueError(
-                        f"{name} has {value.shape[1]} patches but grid_shape {grid} "
+                        f"{name} has {value.shape[axis]} patches but grid_shape {grid} "
                         f"has {n_patches}"
                     )
         if self.info is not None:
