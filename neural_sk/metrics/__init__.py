@@ -8,6 +8,9 @@ Two families, both pure NumPy and vectorised over studies:
   come from :func:`patch_lesion_masks` (the patch grid's own function, re-exported here).
 - **Bytes** (:mod:`neural_sk.metrics.bytes`): :func:`graph_nbytes`, :func:`kept_graph_bytes`,
   :func:`image_nbytes`, :func:`source_nbytes`.
+- **Many findings** (:mod:`neural_sk.metrics.multilabel`): :func:`per_label_auc` (over the
+  studies where each label is known) and :func:`per_finding_hit_rate` (each finding's mask
+  against the kept patches, with its chance level).
 - **Report quality** (:mod:`neural_sk.metrics.clinical`): :func:`clinical_efficacy`, the
   findings a generated report states against those of the reference report.
 """
@@ -25,6 +28,7 @@ from .localization import (
     top_fraction_chance,
     top_fraction_hit_rate,
 )
+from .multilabel import per_finding_hit_rate, per_label_auc
 
 __all__ = [
     "patch_lesion_masks",
@@ -41,4 +45,6 @@ __all__ = [
     "source_nbytes",
     "patch_reduction",
     "clinical_efficacy",
+    "per_label_auc",
+    "per_finding_hit_rate",
 ]

@@ -172,7 +172,7 @@ def reduce_label_scores(scores, label="max"):
     >>> import numpy as np
     >>> maps = np.array([[[0.5, 0.5, 0.0], [0.0, 0.2, 0.8]]])
     >>> reduce_label_scores(maps, "max").round(3), reduce_label_scores(maps, 1)
-    (array([[0.333, 0.333, 0.533]]), array([[0. , 0.2, 0.8]]))
+    (array([[0.278, 0.278, 0.444]]), array([[0. , 0.2, 0.8]]))
     """
     if scores.ndim == 2:
         return scores
