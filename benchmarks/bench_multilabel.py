@@ -18,6 +18,10 @@ The scorer is image-only (``text_model=None``): the visual-only figures do not u
 decoder, and leaving it out halves the fit.
 
     python benchmarks/bench_multilabel.py [--quick] [--n 600] [--out results.json]
+
+On a machine without spaCy (the report reader's tokenizer), read the labels elsewhere first:
+``--write-report-labels labels.csv`` writes them and stops; ``--report-labels labels.csv``
+reads them (the same ``--n``, ``--image-size`` and ``--seed`` give the same studies).
 """
 
 from __future__ import annotations
@@ -95,19 +99,32 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vision-model", default="efficientnet-lite0")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--report-labels", default=None, help="read them from this CSV")
+    parser.add_argument("--write-report-labels", default=None,
+                        help="write the report labels to this CSV and stop")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.image_size, args.epochs, args.gnn_epochs = 60, 64, 2, 5
         args.vision_model, args.keep = "tiny-swin", 0.125
 
     from neural_sk.metrics import per_label_auc
-    from neural_sk.text import labels_from_reports
 
     t0 = time.perf_counter()
     X_train, X_test, y_train, y_test, masks = _split(args.n, args.image_size, args.seed)
     y_true = pd.DataFrame(y_train, columns=FINDINGS, index=X_train.index)
-    read, known = labels_from_reports(X_train["report"], observations=FINDINGS)
-    y_read = read.where(known)
+    if args.report_labels:
+        y_read = pd.read_csv(args.report_labels, index_col=0)[list(FINDINGS)]
+        if not y_read.index.equals(X_train.index):
+            raise ValueError(f"{args.report_labels} holds other studies than this split")
+    else:
+        from neural_sk.text import labels_from_reports
+
+        read, known = labels_from_reports(X_train["report"], observations=FINDINGS)
+        y_read = read.where(known)
+        if args.write_report_labels:
+            y_read.to_csv(args.write_report_labels)
+            return {}
+    known = y_read.notna()
     agreement = {name: float((y_read[name][known[name]] == y_true[name][known[name]]).mean())
                  for name in FINDINGS}
 
