@@ -31,7 +31,9 @@ def is_multilabel(y) -> bool:
 
 
 def _sample_weights(sample_weight, n: int) -> np.ndarray:
-    w = _sample_weights(sample_weight, n)
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"sample_weight must be {n} finite non-negative numbers, not all 0")
     return w
 
 
