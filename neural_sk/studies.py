@@ -63,9 +63,6 @@ class StudySet:
         The report text each study was scored with (given or generated).
     attention : ndarray of shape (n, P), float32, default=None
         One importance score per image patch; each row sums to 1.
-    label_attention : ndarray of shape (n, k, P), float32, default=None
-        One map per label of a multi-label scorer (each row sums to 1); ``attention`` is
-        the one its ``attention_label`` chose.
     patch_features : ndarray of shape (n, P, d), default=None
         Encoder features of every patch (float32 or float16).
     token_attention : list of ndarray of shape (T_i, P), default=None
@@ -87,6 +84,9 @@ class StudySet:
     info : dict, default=None
         Identity of the model that produced the scores (preset, image size, hash...),
         so features from different encoders are never mixed by accident.
+    label_attention : ndarray of shape (n, k, P), float32, default=None
+        One map per label of a multi-label scorer (each row sums to 1); ``attention`` is
+        their max, their mean or one of them (the scorer's ``attention_label``).
 
     Examples
     --------
