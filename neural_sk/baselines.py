@@ -262,6 +262,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default=16
     augment : bool, default=True
     train_jpeg_quality : int or None, default=None
+    uncertain : {"ignore", "ones", "zeros"}, default="ignore"
+        Multi-label y: -1 (uncertain) is left out of the loss like NaN, or counts 1 or 0.
     device : str, default="auto"
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
@@ -271,6 +273,10 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     scorer_ : AttentionScorer
         The fitted image-only model (``text_model=None``).
     classes_ : ndarray
+        The sorted labels; ``0..k-1`` for a multi-label y (as scikit-learn's
+        ``MLPClassifier``: ``predict_proba`` is then (n, k) and ``predict`` 0/1 indicators).
+    label_names_ : ndarray or None
+        A multi-label y's column names; None for a 1-D y.
 
     Examples
     --------
@@ -288,15 +294,15 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         name: AttentionScorer._parameter_constraints[name]
         for name in ("vision_model", "image_size", "train_encoder", "feature_stage",
                      "learning_rate", "encoder_learning_rate", "weight_decay", "epochs",
-                     "batch_size", "augment", "train_jpeg_quality", "device", "random_state",
-                     "verbose")
+                     "batch_size", "augment", "train_jpeg_quality", "uncertain", "device",
+                     "random_state", "verbose")
     }
 
     def __init__(self, vision_model="efficientnet-lite0", image_size=224,
                  train_encoder="last_stage", feature_stage=16, learning_rate="auto",
                  encoder_learning_rate="auto", weight_decay=0.01, epochs=10, batch_size=16,
-                 augment=True, train_jpeg_quality=None, device="auto", random_state=None,
-                 verbose=0):
+                 augment=True, train_jpeg_quality=None, uncertain="ignore", device="auto",
+                 random_state=None, verbose=0):
         self.vision_model = vision_model
         self.image_size = image_size
         self.train_encoder = train_encoder
@@ -308,6 +314,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.augment = augment
         self.train_jpeg_quality = train_jpeg_quality
+        self.uncertain = uncertain
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -325,7 +332,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame with an ``image`` column
-        y : array-like of shape (n,)
+        y : array-like of shape (n,), or (n, k) / DataFrame (multi-label)
+            Labels; multi-label: 1, 0, NaN (unknown) or -1 (uncertain) per label.
         sample_weight : array-like of shape (n,), default=None
             Weight of each study in the training loss, passed to
             :meth:`AttentionScorer.fit <neural_sk.AttentionScorer.fit>`; None weighs every
@@ -341,6 +349,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         weights = {} if sample_weight is None else {"sample_weight": sample_weight}
         self.scorer_ = AttentionScorer(text_model=None, method="mil", **params).fit(X, y, **weights)
         self.classes_ = self.scorer_.classes_
+        self.label_names_ = self.scorer_.label_names_
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -354,7 +363,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n, n_classes)
-            Probabilities in the order of ``classes_``.
+            Probabilities in the order of ``classes_`` (multi-label: one per label).
         """
         check_is_fitted(self, "scorer_")
         # The device is a run-time choice: a model fitted on a GPU predicts on a CPU machine.
@@ -372,7 +381,9 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n,)
-            One label of ``classes_`` per study.
+            One label of ``classes_`` per study; multi-label: the 0/1 indicators (n, k).
         """
         proba = self.predict_proba(X)  # checks the fit first
+        if getattr(self, "label_names_", None) is not None:
+            return (proba > 0.5).astype(int)
         return self.classes_[np.argmax(proba, axis=1)]

@@ -19,6 +19,7 @@ PER_STUDY_FIELDS = (
     "ids",
     "reports",
     "attention",
+    "label_attention",
     "patch_features",
     "token_attention",
     "token_offsets",
@@ -85,6 +86,9 @@ class StudySet:
     info : dict, default=None
         Identity of the model that produced the scores (preset, image size, hash...),
         so features from different encoders are never mixed by accident.
+    label_attention : ndarray of shape (n, k, P), float32, default=None
+        One map per label of a multi-label scorer (each row sums to 1); ``attention`` is
+        their max, their mean or one of them (the scorer's ``attention_label``).
 
     Examples
     --------
@@ -113,6 +117,7 @@ class StudySet:
     errors: Any = None
     grid_shape: Any = None
     info: Any = None
+    label_attention: Any = None  # last, so positional use of the older fields is unchanged
 
     def __post_init__(self) -> None:
         lengths = {
@@ -140,15 +145,21 @@ class StudySet:
             if att.ndim != 2:
                 raise ValueError(f"attention must be 2-D (n, P), got shape {att.shape}")
             object.__setattr__(self, "attention", att)
+        if self.label_attention is not None:
+            maps = np.asarray(self.label_attention)
+            if maps.ndim != 3:
+                raise ValueError(f"label_attention must be 3-D (n, k, P), got shape {maps.shape}")
+            object.__setattr__(self, "label_attention", maps)
         if self.grid_shape is not None:
             grid = tuple(int(v) for v in self.grid_shape)
             object.__setattr__(self, "grid_shape", grid)
             n_patches = grid[0] * grid[1]
-            for name in ("attention", "keep_mask", "patch_features"):
+            for name in ("attention", "keep_mask", "patch_features", "label_attention"):
                 value = getattr(self, name)
-                if value is not None and value.shape[1] != n_patches:
+                axis = 2 if name == "label_attention" else 1
+                if value is not None and value.shape[axis] != n_patches:
                     raise ValueError(
-                        f"{name} has {value.shape[1]} patches but grid_shape {grid} "
+                        f"{name} has {value.shape[axis]} patches but grid_shape {grid} "
                         f"has {n_patches}"
                     )
         if self.info is not None:

@@ -9,6 +9,9 @@ Two families, both pure NumPy and vectorised over studies:
 - **Bytes** (:mod:`neural_sk.metrics.bytes`): :func:`graph_nbytes`, :func:`kept_graph_bytes`,
   :func:`archive_bytes_per_study` (what the archive writes), :func:`image_nbytes`,
   :func:`source_nbytes`.
+- **Many findings** (:mod:`neural_sk.metrics.multilabel`): :func:`per_label_auc` (over the
+  studies where each label is known) and :func:`per_finding_hit_rate` (each finding's mask
+  against the kept patches, with its chance level).
 - **Report quality** (:mod:`neural_sk.metrics.clinical`): :func:`clinical_efficacy`, the
   findings a generated report states against those of the reference report.
 """
@@ -27,6 +30,7 @@ from .localization import (
     top_fraction_chance,
     top_fraction_hit_rate,
 )
+from .multilabel import per_finding_hit_rate, per_label_auc
 
 __all__ = [
     "patch_lesion_masks",
@@ -44,4 +48,6 @@ __all__ = [
     "source_nbytes",
     "patch_reduction",
     "clinical_efficacy",
+    "per_label_auc",
+    "per_finding_hit_rate",
 ]

@@ -68,8 +68,13 @@ class HeadConditioner(nn.Module):
     def forward(self, head: nn.Module, features: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
         """Patch features [B, P, d] and memory [B, P, w] -> tokens [B, 2, w]."""
         logits, weights = head(features)
+        logits = logits.detach().float()
+        if weights.dim() == 3:  # multi-label head: one map per label [B, k, P], sigmoid outputs
+            weights, probabilities = weights.mean(1), logits.sigmoid()
+        else:
+            probabilities = logits.softmax(-1)
         where = torch.einsum("bp,bpw->bw", weights.detach().to(mem.dtype), mem)
-        what = self.probabilities(logits.detach().float().softmax(-1).to(mem.dtype))
+        what = self.probabilities(probabilities.to(mem.dtype))
         return torch.stack([where, what], 1) + self.kind
 
 

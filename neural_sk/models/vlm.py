@@ -25,6 +25,7 @@ from .presets import TINY_T5, uses_channels_last
 
 __all__ = [
     "GatedAttentionMIL",
+    "MultiLabelAttentionMIL",
     "VisionLanguageModel",
     "build_decoder",
     "build_vision_language_model",
@@ -67,6 +68,45 @@ class GatedAttentionMIL(nn.Module):
             diff = logits[..., 1] - logits[..., 0]
             return torch.where(cls[:, None] == 1, diff, -diff)
         return logits.gather(-1, cls[:, None, None].expand(-1, logits.shape[1], 1)).squeeze(-1)
+
+
+class MultiLabelAttentionMIL(nn.Module):
+    """One gated attention pooling per label and one logit per label (multi-label targets).
+
+    The gating layers are shared; each label has its own attention vector, so each finding
+    learns where it is seen (the effusion at the costophrenic angle, the pneumonia in its
+    zone), and its own classifier on its own pooled vector.
+
+    Examples
+    --------
+    >>> import torch
+    >>> head = MultiLabelAttentionMIL(8, 3)
+    >>> logits, weights = head(torch.randn(2, 5, 8))
+    >>> logits.shape, weights.shape, bool(torch.allclose(weights.sum(-1), torch.ones(2, 3)))
+    (torch.Size([2, 3]), torch.Size([2, 3, 5]), True)
+    """
+
+    def __init__(self, in_dim: int, n_labels: int, hidden: int = 128, dropout: float = 0.25):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.V = nn.Linear(in_dim, hidden)
+        self.U = nn.Linear(in_dim, hidden)
+        self.w = nn.Linear(hidden, n_labels)
+        self.classifier = nn.Linear(in_dim, n_labels)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h [B, P, d] -> (label logits [B, k], attention weights [B, k, P])."""
+        h = self.dropout(h)
+        scores = self.w(torch.tanh(self.V(h)) * torch.sigmoid(self.U(h)))  # [B, P, k]
+        weights = scores.transpose(1, 2).softmax(dim=-1)
+        pooled = torch.einsum("bkp,bpd->bkd", weights, h)
+        logits = (pooled * self.classifier.weight).sum(-1) + self.classifier.bias
+        return logits, weights
+
+    def class_activation(self, h: torch.Tensor, cls: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-patch evidence for each label [B, k, P] (``cls`` is not used: every label has
+        its own map)."""
+        return self.classifier(h).transpose(1, 2)
 
 
 def build_decoder(text_model: str, vocab_size: int | None = None, pad_token_id: int = 0,
@@ -126,7 +166,8 @@ class VisionLanguageModel(nn.Module):
     """
 
     def __init__(self, encoder: VisionEncoder, decoder: nn.Module | None, n_classes: int,
-                 position_embedding: bool = True, conditioning: str = "none"):
+                 position_embedding: bool = True, conditioning: str = "none",
+                 multilabel: bool = False):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -140,7 +181,8 @@ class VisionLanguageModel(nn.Module):
             n_patches = encoder.grid_shape[0] * encoder.grid_shape[1]
             if position_embedding:
                 self.position = nn.Parameter(torch.randn(n_patches, width) * 0.02)
-        self.head = GatedAttentionMIL(d, n_classes) if n_classes else None
+        head = MultiLabelAttentionMIL if multilabel else GatedAttentionMIL
+        self.head = head(d, n_classes) if n_classes else None
         self.conditioning = conditioning if decoder is not None else "none"
         self.conditioner = None
         if self.conditioning == "head":
@@ -150,6 +192,11 @@ class VisionLanguageModel(nn.Module):
             self.conditioner = HeadConditioner(width, n_classes)
         elif self.conditioning == "findings":
             self.conditioner = FindingsConditioner(d, width, len(FINDINGS))
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether the head gives one logit and one attention map per label."""
+        return isinstance(self.head, MultiLabelAttentionMIL)
 
     def memory(self, features: torch.Tensor):
         """Patch features [B, P, d] -> (the decoder's encoder output, its attention mask).
@@ -220,10 +267,13 @@ class VisionLanguageModel(nn.Module):
 
         ``method="mil"`` gives the head's attention weights; ``"cam"`` the softmax of the
         class activation for ``classes`` (the true labels in training, the predicted class
-        when None).
+        when None). A multi-label head gives [B, k] logits and [B, k, P] scores, one map
+        per label.
         """
         logits, weights = self.head(features)
-        if method == "cam":
+        if method == "cam" and self.multilabel:
+            weights = self.head.class_activation(features).softmax(-1)
+        elif method == "cam":
             if classes is None:
                 classes = logits.argmax(-1)
             weights = self.head.class_activation(features, classes).softmax(-1)
@@ -246,7 +296,7 @@ def build_vision_language_model(vision_model: str, text_model: str | None, *,
                                 reports: Sequence[str] | None, n_classes: int,
                                 image_size: int = 224, train_encoder: str = "last_stage",
                                 feature_stage: int = 16, position_embedding: bool = True,
-                                report_decoder: dict | None = None):
+                                report_decoder: dict | None = None, multilabel: bool = False):
     """Build the stage-1 model and its tokenizer from descriptions (presets or directories).
 
     Parameters
@@ -257,6 +307,8 @@ def build_vision_language_model(vision_model: str, text_model: str | None, *,
         The training reports: the ``"tiny"`` preset trains its word-level tokenizer on them.
     n_classes : int
         Width of the classification head; 0 for none.
+    multilabel : bool, default=False
+        One attention map and one logit per label (:class:`MultiLabelAttentionMIL`).
     image_size, train_encoder, feature_stage, position_embedding
         As in :class:`~neural_sk.AttentionScorer`.
     report_decoder : dict or None
@@ -288,7 +340,7 @@ def build_vision_language_model(vision_model: str, text_model: str | None, *,
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         decoder = build_decoder(str(path))
     model = VisionLanguageModel(encoder, decoder, n_classes, position_embedding=position_embedding,
-                                conditioning=conditioning)
+                                conditioning=conditioning, multilabel=multilabel)
     if uses_channels_last(encoder.name):
         model = model.to(memory_format=torch.channels_last)
     return model, tokenizer
