@@ -3,7 +3,7 @@ reports x GNN readout and modality dropout, and the clinical efficacy of generat
 
 The scorer is fitted once on the demo's training split (``neural_sk.demo``); every row is the
 pipeline after it (``pipe[1:]``) with other parameters: ``fuser__strategy`` ("visual",
-"report", "centrality"), ``gnn__readout`` ("joint", "per_modality") and
+"report", "centrality", "grounded"), ``gnn__readout`` ("joint", "per_modality") and
 ``gnn__modality_dropout`` (0 or the default 0.5). Held-out studies are
 scored with generated reports; the given-report column is optimistic (the label comes from
 that report). Prints one JSON object.
@@ -23,7 +23,7 @@ from neural_sk.demo import DemoSettings, demo_pipeline, score_split
 # (fuser strategy, GNN readout, GNN modality_dropout); the default GNN is ("joint", 0.5)
 ROWS = [("visual", "joint", 0.5), ("report", "joint", 0.5), ("centrality", "joint", 0.0),
         ("centrality", "joint", 0.5), ("centrality", "per_modality", 0.0),
-        ("centrality", "per_modality", 0.5)]
+        ("centrality", "per_modality", 0.5), ("grounded", "joint", 0.5)]
 
 
 def run(quick: bool, seed: int = 0) -> dict:
@@ -36,6 +36,8 @@ def run(quick: bool, seed: int = 0) -> dict:
     split = held_out_split(settings.n_samples, image_size=settings.image_size,
                            test_size=settings.test_size, random_state=seed)
     pipe = demo_pipeline(settings)
+    # Grounded fusion links findings to the patches their words attend to: keep that attention.
+    pipe["scorer"].set_params(keep_token_attention=True)
     t0 = time.perf_counter()
     train, test, test_given = score_split(pipe["scorer"], split)
     scored_s = time.perf_counter() - t0

@@ -8,7 +8,11 @@ On the synthetic set with a held-out split grouped by patient, AUC against bytes
 - JPEG, JPEG 2000 and WebP at several qualities, each through the full-image classifier;
 - the uncompressed full-image classifier (bytes: the image as PNG);
 - the ablation visual-only / report-only / fused, with generated reports (the held-out
-  figures) and with the given reports (optimistic: the label comes from that report).
+  figures) and with the given reports (optimistic: the label comes from that report);
+- the int8 row: the fused graphs at the paper's keep ratio through an archive with int8
+  features (one scale per study) against the same through a float16 archive, the GNN refitted
+  on what each archive gives back (``auc_cost``) and the float model scoring both
+  (``auc_cost_inference_only``).
 
 Held-out studies are scored with reports written by the fitted decoder. Prints one JSON object,
 writes it and a plot with ``--out DIR``.
@@ -26,6 +30,30 @@ import numpy as np
 from _common import emit, held_out_split, roc_auc
 
 from neural_sk.demo import DemoSettings, demo_pipeline, held_out_auc, score_split, visual_only
+
+
+def run_int8_only(quick: bool, seed: int = 0, n_samples: int | None = None,
+                  epochs: int | None = None) -> dict:
+    """The int8 row alone (no sweep, no codecs), at the run's settings or smaller ones."""
+    from dataclasses import replace
+
+    from sklearn.base import clone
+
+    settings = DemoSettings.quick() if quick else DemoSettings(
+        n_samples=400, image_size=224, epochs=10, vision_model="efficientnet-lite0",
+        gnn_epochs=40)
+    settings = replace(settings, random_state=seed, keep_ratio=0.023,
+                       n_samples=n_samples or settings.n_samples,
+                       epochs=settings.epochs if epochs is None else epochs)
+    split = held_out_split(settings.n_samples, image_size=settings.image_size, test_size=0.4,
+                           random_state=seed)
+    pipe = demo_pipeline(settings)
+    tr, te, _ = score_split(pipe["scorer"], split)
+    fused = clone(pipe[1:]).fit(tr, split.y_train)
+    row = _int8_row(fused, tr, te, split.y_train, split.y_test, settings.keep_ratio)
+    return {"rows": [row], "n_train": int(len(tr)), "n_test": int(len(te)),
+            "image_size": settings.image_size, "preset": settings.vision_model,
+            "epochs": settings.epochs}
 
 
 def run(quick: bool, seed: int = 0) -> dict:
@@ -82,6 +110,9 @@ def run(quick: bool, seed: int = 0) -> dict:
                                  fte, dtype="float16", field="graphs"))),
                              "auc": auc})
     neural_s = time.perf_counter() - t0
+    paper_ratio = 0.023 if 0.023 in ratios else ratios[0]
+    rows.append(_int8_row(clone(head).set_params(pruner__keep_ratio=paper_ratio).fit(tr, ytr),
+                          tr, te, ytr, yte, paper_ratio))
 
     # Ablation at the paper's keep ratio: which modality carries the AUC?
     ablation = {}
@@ -119,6 +150,40 @@ def run(quick: bool, seed: int = 0) -> dict:
     }
 
 
+def _int8_row(fused, tr, te, ytr, yte, ratio: float) -> dict:
+    """AUC of the fused graphs read back from an int8 archive against a float16 one."""
+    import os
+    import tempfile
+
+    from sklearn.base import clone
+
+    from neural_sk.io import load_studies, save_studies
+    from neural_sk.io.format import lean_fields
+    from neural_sk.metrics import kept_graph_bytes
+
+    parts = {"train": fused[:-1].transform(tr), "test": fused[:-1].transform(te)}
+    auc, refit, file_bytes = {}, {}, {}
+    with tempfile.TemporaryDirectory(prefix="bench_int8_") as tmp:
+        for dtype in ("float16", "int8"):
+            back = {}
+            for name, studies in parts.items():
+                path = os.path.join(tmp, f"{name}_{dtype}.npz")
+                save_studies(path, studies, fields=lean_fields(studies), feature_dtype=dtype)
+                back[name] = load_studies(path)
+                file_bytes[(name, dtype)] = os.path.getsize(path) / len(studies)
+            auc[dtype] = roc_auc(yte, fused[-1].predict_proba(back["test"]))
+            gnn = clone(fused[-1]).fit(back["train"], ytr)
+            refit[dtype] = roc_auc(yte, gnn.predict_proba(back["test"]))
+    return {"method": "neural_fused_int8", "keep_ratio": ratio,
+            "bytes_per_study": float(np.mean(kept_graph_bytes(parts["test"], dtype="int8",
+                                                              field="graphs"))),
+            "auc": refit["int8"], "auc_float16_archive": refit["float16"],
+            "auc_cost": refit["float16"] - refit["int8"],
+            "auc_cost_inference_only": auc["float16"] - auc["int8"],
+            "archive_file_bytes_per_study": {d: file_bytes[("test", d)]
+                                             for d in ("float16", "int8")}}
+
+
 def _goals(rows, hits, k05, lesion, keep_mask05, yte, hit_rate_chance) -> dict:
     def pick(method, ratio):
         return next(r for r in rows if r["method"] == method and r.get("keep_ratio") == ratio)
@@ -129,7 +194,10 @@ def _goals(rows, hits, k05, lesion, keep_mask05, yte, hit_rate_chance) -> dict:
     codec_rows = [r for r in rows if "quality" in r and r["bytes_per_study"] >= neural["bytes_per_study"]]
     best_codec = max(codec_rows, key=lambda r: r["auc"]) if codec_rows else None
     full = next(r for r in rows if r["method"] == "full_image")
+    int8 = next(r for r in rows if r["method"] == "neural_fused_int8")
     return {
+        "int8_auc_cost": int8["auc_cost"],
+        "int8_auc_cost_within_0.005": bool(int8["auc_cost"] <= 0.005),
         "neural_visual_auc_at_paper_ratio": neural["auc"],
         "neural_bytes_per_study": neural["bytes_per_study"],
         "best_codec_at_same_or_more_bytes": best_codec,
@@ -150,7 +218,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None, help="folder for the JSON and the plot")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--int8-only", action="store_true",
+                        help="only the int8 row (with --n-samples / --epochs to shrink it)")
+    parser.add_argument("--n-samples", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.int8_only:
+        return emit("bench_rate_accuracy_int8", run_int8_only(
+            args.quick, args.seed, args.n_samples, args.epochs), argv=argv,
+            out=Path(args.out) / "bench_rate_accuracy_int8.json" if args.out else None)
     suffix = "_quick" if args.quick else ""
     out = Path(args.out) if args.out else None
     if out is not None:

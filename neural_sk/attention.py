@@ -20,10 +20,10 @@ from sklearn.utils.validation import check_is_fitted
 from .models.data import image_batches, read_reports, report_labels
 from .models.precision import autocast, resolve_precision
 from .models.presets import ENCODER_PRESETS, TEXT_PRESETS
-from .models.scoring import (complete_reports, generate_text, patch_features,
-                             reduce_cross_attention,  # noqa: F401 (public here)
-                             score_patches)
-from .models.targets import encode_targets, lesion_patches
+from .models.scoring import (clear_failed, complete_reports, generate_text, head_proba,
+                             label_scores, patch_features, score_buffers, score_patches,
+                             reduce_cross_attention)  # noqa: F401 (public here)
+from .models.targets import encode_targets, label_names, lesion_patches, resolve_label
 from .models.training import TrainingConfig, train_vision_language
 from .models.vlm import build_vision_language_model, state_digest
 from .studies import StudySet
@@ -76,6 +76,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in every loss term, as in scikit-learn (``"balanced"``:
         inversely proportional to class frequencies); they multiply ``sample_weight``.
+    uncertain : {"ignore", "ones", "zeros"}, default="ignore"
+        Multi-label y: -1 (uncertain) is left out of the loss like NaN, or counts 1 or 0.
+    attention_label : "max", "mean", label name or column index, default="max"
+        Multi-label y (one MIL map per label): the map ``attention`` holds.
     grounding_weight : float, default=0.0
         Weight of a loss that pulls the MIL/CAM scores toward lesion regions given in an
         optional ``lesion`` column of X (bool masks, any subset of studies).
@@ -109,6 +113,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         fitted decoder, or given where present and generated where missing or empty. Given
         reports lose their clinical-context sections (:func:`neural_sk.text.observation_text`),
         in ``fit`` too: a referral's "evaluate for pneumonia" would leak the label.
+    report_decoder : dict or None, default=None
+        How reports are conditioned and decoded: ``neural_sk.models.generation.DECODER_DEFAULTS``.
     keep_token_attention : bool, default=False
         Also return per-token cross-attention with the tokens' character offsets (for
         ``GraphFuser(strategy="grounded")``).
@@ -138,7 +144,9 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     tokenizer_ : transformers.PreTrainedTokenizerFast
         Stored with the model, so scores are reproducible.
     classes_ : ndarray
-        Labels seen in ``fit`` (None when y is None).
+        Labels seen in ``fit`` (None when y is None); ``0..k-1`` for a 2-D y.
+    label_names_ : ndarray or None
+        A 2-D y's column names (``0..k-1`` for an array); None otherwise.
     grid_shape_ : tuple of int
         Patch grid read from the encoder at ``image_size``.
     history_ : list of dict
@@ -168,6 +176,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         "position_embedding": ["boolean"],
         "classification_weight": [Interval(Real, 0, None, closed="left")],
         "class_weight": [None, StrOptions({"balanced"}), dict],
+        "uncertain": [StrOptions({"ignore", "ones", "zeros"})],
+        "attention_label": [str, Integral],
         "grounding_weight": [Interval(Real, 0, None, closed="left")],
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "encoder_learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
@@ -182,6 +192,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         "head_reduce": [StrOptions({"mean", "max"})],
         "token_reduce": [StrOptions({"mean", "max", "findings"})],
         "report_source": [StrOptions({"given", "generated", "auto"})],
+        "report_decoder": [None, dict],
         "keep_token_attention": ["boolean"],
         "feature_dtype": [StrOptions({"float32", "float16"})],
         "on_error": [StrOptions({"raise", "skip"})],
@@ -195,13 +206,14 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     def __init__(self, vision_model="efficientnet-lite0", text_model="tiny", image_size=224,
                  method="mil", train_encoder="last_stage", feature_stage=16,
                  position_embedding=True, classification_weight=0.5, class_weight=None,
-                 grounding_weight=0.0,
+                 uncertain="ignore", attention_label="max", grounding_weight=0.0,
                  learning_rate="auto", encoder_learning_rate="auto", weight_decay=0.01,
                  epochs=10, batch_size=16, gradient_accumulation=1, augment=True,
                  train_jpeg_quality=None, max_report_tokens=128, attention_layer=-1,
                  head_reduce="mean", token_reduce="mean", report_source="auto",
-                 keep_token_attention=False, feature_dtype="float32", on_error="raise",
-                 num_workers="auto", precision="auto", device="auto", random_state=None, verbose=0):
+                 report_decoder=None, keep_token_attention=False, feature_dtype="float32",
+                 on_error="raise", num_workers="auto", precision="auto", device="auto",
+                 random_state=None, verbose=0):
         self.vision_model = vision_model
         self.text_model = text_model
         self.image_size = image_size
@@ -211,6 +223,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self.position_embedding = position_embedding
         self.classification_weight = classification_weight
         self.class_weight = class_weight
+        self.uncertain, self.attention_label = uncertain, attention_label
         self.grounding_weight = grounding_weight
         self.learning_rate = learning_rate
         self.encoder_learning_rate = encoder_learning_rate
@@ -225,6 +238,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self.head_reduce = head_reduce
         self.token_reduce = token_reduce
         self.report_source = report_source
+        self.report_decoder = report_decoder
         self.keep_token_attention = keep_token_attention
         self.feature_dtype = feature_dtype
         self.on_error = on_error
@@ -258,7 +272,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         ----------
         X : DataFrame with columns ``image`` (array or path) and ``report`` (str)
             An optional ``lesion`` column (bool masks or None) feeds ``grounding_weight``.
-        y : array-like of shape (n,) or None
+        y : array-like of shape (n,) or (n, k) (multi-label: 1, 0, NaN unknown, -1 uncertain)
             Labels for the classification head; None trains report generation only (then
             ``method`` must be ``"cross_attention"``).
         sample_weight : array-like of shape (n,) or None
@@ -275,14 +289,17 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         seed = check_seed(self.random_state)
         device = resolve_device(self.device)
         resolve_precision(self.precision, device)  # an impossible precision fails first
-        self.classes_, targets, weights = encode_targets(y, sample_weight, len(X), self.class_weight)
+        self.classes_, targets, weights = encode_targets(y, sample_weight, len(X),
+                                                         self.class_weight, self.uncertain)
+        self.label_names_ = label_names(y)
         with torch_seeded(seed, device):  # initialisation and dropout, not the user's stream
             self.model_, self.tokenizer_ = build_vision_language_model(
                 self.vision_model, self.text_model, reports=reports,
                 n_classes=0 if targets is None else len(self.classes_),
+                multilabel=self.label_names_ is not None,
                 image_size=self.image_size, train_encoder=self.train_encoder,
                 feature_stage=int(self.feature_stage), position_embedding=self.position_embedding,
-            )
+                report_decoder=self.report_decoder)
             self.grid_shape_ = tuple(self.model_.encoder.grid_shape)
             self.feature_dim_ = int(self.model_.encoder.feature_dim)
             labels = (report_labels(self.tokenizer_, reports, self.max_report_tokens,
@@ -290,7 +307,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             self.history_ = train_vision_language(
                 self.model_, X["image"].tolist(), index=list(X.index), labels=labels, targets=targets,
                 lesion=(lesion_patches(X, self.grid_shape_) if self.grounding_weight > 0 else None),
-                weights=weights,
+                weights=weights, reports=reports,
                 config=TrainingConfig.from_params(self.get_params()),
                 generator=torch.Generator().manual_seed(seed), device=device,
             )
@@ -318,7 +335,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         return {"vision_model": str(self.vision_model), "text_model": str(self.text_model),
                 "method": self.method, "image_size": int(self.image_size),
                 "grid_shape": list(self.grid_shape_), "feature_dim": int(self.feature_dim_),
-                "model_hash": state_digest(self.model_)}
+                "model_hash": state_digest(self.model_),
+                **({} if self.label_names_ is None else {"labels": list(self.label_names_)})}
 
     # -- batches -------------------------------------------------------------------------
     def _batches(self, X: pd.DataFrame, errors: list | None = None, desc: str | None = None):
@@ -355,7 +373,9 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         StudySet
             ``ids``, ``reports`` (the text scored with), ``attention`` [n, P] (rows sum to 1),
             ``patch_features`` [n, P, d], ``grid_shape``, ``info``; token-level attention when
-            ``keep_token_attention``; ``errors`` when ``on_error="skip"``.
+            ``keep_token_attention``; ``errors`` when ``on_error="skip"``; with a 2-D y,
+            ``label_attention`` [n, k, P] (one map per label; ``attention`` is the one
+            ``attention_label`` names).
         """
         check_is_fitted(self, "model_")
         X = check_study_frame(X, ["image"])
@@ -363,40 +383,38 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             raise ValueError("report_source='given' needs a 'report' column in X")
         if self.report_source == "auto" and "report" not in X.columns:
             warn_missing_report_column(X.columns, generated=self.tokenizer_ is not None)
-        n = len(X)
-        h, w = self.grid_shape_
-        out = {
-            "attention": np.empty((n, h * w), dtype=np.float32),
-            "patch_features": np.empty((n, h * w, self.feature_dim_), dtype=self.feature_dtype),
-            "reports": [""] * n,
-            "token_attention": [None] * n if self.keep_token_attention else None,
-            "token_offsets": [None] * n if self.keep_token_attention else None,
-        }
-        errors: list = [None] * n
+        names = getattr(self, "label_names_", None)  # None in scorers pickled before it
+        label = None if names is None else resolve_label(self.attention_label, names)
+        out = score_buffers(len(X), self.grid_shape_, self.feature_dim_, self.feature_dtype,
+                            len(self.classes_) if label is not None and self.method != "cross_attention"
+                            else 0, self.keep_token_attention)
+        errors: list = [None] * len(X)
         with self._model_on_device() as (model, device):
             for start, part, pixels in self._batches(X, errors, desc="score patches"):
-                self._score_batch(part, pixels, model, device, start, out, errors)
-        for i in np.flatnonzero([e is not None for e in errors]):
-            out["attention"][i] = 1.0 / (h * w)
-            out["patch_features"][i] = 0
+                self._score_batch(part, pixels, model, device, start, out, errors, label)
+        clear_failed(out, [e is not None for e in errors])
         ids = (X["study_id"] if "study_id" in X.columns else X.index).to_numpy()
         return StudySet(ids=ids, errors=errors if self.on_error == "skip" else None,
                         grid_shape=self.grid_shape_, info=self.info_, **out)
 
-    def _score_batch(self, part, pixels, model, device, start, out, errors):
+    def _score_batch(self, part, pixels, model, device, start, out, errors, label=None):
         feats = patch_features(model, pixels, device)
         reports = self._given_reports(part, errors, start)
         if self.tokenizer_ is not None:  # without a decoder, reports pass through
             reports = complete_reports(model, self.tokenizer_, feats, reports,
                                        max_tokens=self.max_report_tokens,
-                                       generate_all=self.report_source == "generated")
+                                       generate_all=self.report_source == "generated",
+                                       options=self.report_decoder)
         scores, token_att, token_off = score_patches(
             model, feats, reports, method=self.method, tokenizer=self.tokenizer_,
             max_tokens=self.max_report_tokens, attention_layer=self.attention_layer,
             head_reduce=self.head_reduce, token_reduce=self.token_reduce,
             keep_token_attention=self.keep_token_attention, warn_rows=list(part.index),
+            attention_label=label,
         )
         stop = start + len(part)
+        if out["label_attention"] is not None:
+            out["label_attention"][start:stop] = label_scores(model, feats, self.method)
         out["reports"][start:stop] = reports
         out["attention"][start:stop] = scores
         feats = feats.float().cpu().numpy()
@@ -452,7 +470,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             return [text for _, _, pixels in self._batches(X)
                     for text in generate_text(model, self.tokenizer_,
                                               patch_features(model, pixels, device),
-                                              self.max_report_tokens)]
+                                              self.max_report_tokens, self.report_decoder)]
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the stage-1 classification head, from all patches.
@@ -470,6 +488,6 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
             raise ValueError("this scorer was fitted without labels: it has no classifier")
         X = check_study_frame(X, ["image"])
         with self._model_on_device() as (model, device):
-            out = [model.head(patch_features(model, pixels, device))[0].float().softmax(-1)
-                   .cpu().numpy() for _, _, pixels in self._batches(X)]
+            out = [head_proba(model, patch_features(model, pixels, device))
+                   for _, _, pixels in self._batches(X)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))

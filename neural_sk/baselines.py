@@ -262,6 +262,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default=16
     augment : bool, default=True
     train_jpeg_quality : int or None, default=None
+    uncertain : {"ignore", "ones", "zeros"}, default="ignore"
+        Multi-label y: -1 (uncertain) is left out of the loss like NaN, or counts 1 or 0.
     num_workers : int or "auto", default="auto"
         DataLoader processes that decode images (as in AttentionScorer).
     precision : {"auto", "32", "bf16", "16-mixed"}, default="auto"
@@ -275,6 +277,10 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     scorer_ : AttentionScorer
         The fitted image-only model (``text_model=None``).
     classes_ : ndarray
+        The sorted labels; ``0..k-1`` for a multi-label y (as scikit-learn's
+        ``MLPClassifier``: ``predict_proba`` is then (n, k) and ``predict`` 0/1 indicators).
+    label_names_ : ndarray or None
+        A multi-label y's column names; None for a 1-D y.
 
     Examples
     --------
@@ -292,15 +298,15 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         name: AttentionScorer._parameter_constraints[name]
         for name in ("vision_model", "image_size", "train_encoder", "feature_stage",
                      "learning_rate", "encoder_learning_rate", "weight_decay", "epochs",
-                     "batch_size", "augment", "train_jpeg_quality", "num_workers", "precision",
-                     "device", "random_state", "verbose")
+                     "batch_size", "augment", "train_jpeg_quality", "uncertain", "num_workers",
+                     "precision", "device", "random_state", "verbose")
     }
 
     def __init__(self, vision_model="efficientnet-lite0", image_size=224,
                  train_encoder="last_stage", feature_stage=16, learning_rate="auto",
                  encoder_learning_rate="auto", weight_decay=0.01, epochs=10, batch_size=16,
-                 augment=True, train_jpeg_quality=None, num_workers="auto", precision="auto",
-                 device="auto", random_state=None, verbose=0):
+                 augment=True, train_jpeg_quality=None, uncertain="ignore", num_workers="auto",
+                 precision="auto", device="auto", random_state=None, verbose=0):
         self.vision_model = vision_model
         self.image_size = image_size
         self.train_encoder = train_encoder
@@ -312,6 +318,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.augment = augment
         self.train_jpeg_quality = train_jpeg_quality
+        self.uncertain = uncertain
         self.num_workers = num_workers
         self.precision = precision
         self.device = device
@@ -331,7 +338,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame with an ``image`` column
-        y : array-like of shape (n,)
+        y : array-like of shape (n,), or (n, k) / DataFrame (multi-label)
+            Labels; multi-label: 1, 0, NaN (unknown) or -1 (uncertain) per label.
         sample_weight : array-like of shape (n,), default=None
             Weight of each study in the training loss, passed to
             :meth:`AttentionScorer.fit <neural_sk.AttentionScorer.fit>`; None weighs every
@@ -347,6 +355,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         weights = {} if sample_weight is None else {"sample_weight": sample_weight}
         self.scorer_ = AttentionScorer(text_model=None, method="mil", **params).fit(X, y, **weights)
         self.classes_ = self.scorer_.classes_
+        self.label_names_ = self.scorer_.label_names_
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -360,7 +369,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n, n_classes)
-            Probabilities in the order of ``classes_``.
+            Probabilities in the order of ``classes_`` (multi-label: one per label).
         """
         check_is_fitted(self, "scorer_")
         # Device, workers and precision are run-time choices: a model fitted on a GPU predicts
@@ -380,7 +389,9 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n,)
-            One label of ``classes_`` per study.
+            One label of ``classes_`` per study; multi-label: the 0/1 indicators (n, k).
         """
         proba = self.predict_proba(X)  # checks the fit first
+        if getattr(self, "label_names_", None) is not None:
+            return (proba > 0.5).astype(int)
         return self.classes_[np.argmax(proba, axis=1)]

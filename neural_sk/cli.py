@@ -82,8 +82,14 @@ def _add_compress(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("--resume", action="store_true", help="continue an interrupted run")
     comp.add_argument("--on-error", choices=["skip", "fail"], default="skip",
                       help="what a study that cannot be read does to the run")
-    comp.add_argument("--feature-dtype", choices=["float16", "float32"], default="float16",
-                      help="storage type of the kept patch features")
+    comp.add_argument("--feature-dtype", choices=["float16", "float32", "int8"],
+                      default="float16", help="storage type of the kept patch features "
+                      "(int8: one scale per study, lossy)")
+    comp.add_argument("--fields", nargs="+", default=None, metavar="FIELD",
+                      help="StudySet fields to store (default: the graphs, from which the keep "
+                      "mask and fused graphs are rebuilt; to keep the full attention map and "
+                      "the text too: --fields visual_graphs report_graphs graphs attention "
+                      "reports)")
     comp.add_argument("--pixels", choices=["png", "jpeg"], default=None,
                       help="also store the image tiles under the kept patches (viewable)")
     comp.add_argument("--scheduler", default=None, help="address of a Dask scheduler")

@@ -43,7 +43,7 @@ def _as_graphs(X: Any) -> GraphList:
 
 
 class GNNClassifier(ClassifierMixin, BaseEstimator):
-    """Graph neural network classifier of study graphs (one label per graph).
+    """Graph neural network classifier of study graphs (one label, or several, per graph).
 
     The last step of the NEURAL pipeline: classifies each study from its fused graph
     (``StudySet.graphs``), or from its visual graph when there is no fused one. Node
@@ -82,7 +82,10 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default=32
         Graphs per step.
     class_weight : dict, "balanced" or None, default=None
-        Weights of the classes in the loss, as in scikit-learn.
+        Weights of the classes in the loss, as in scikit-learn (multi-label y: None or
+        "balanced", per label).
+    uncertain : {"ignore", "ones", "zeros"}, default="ignore"
+        Multi-label y: -1 (uncertain) is left out of the loss like NaN, or counts 1 or 0.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training graphs (stratified), stop when
         their loss has not improved for ``n_iter_no_change`` epochs, and keep the weights of
@@ -104,6 +107,11 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+        The sorted labels; ``0..k-1`` for a multi-label y (scikit-learn's convention, as
+        ``MLPClassifier``: then ``predict_proba`` is (n, k), one sigmoid per label, and
+        ``predict`` the 0/1 indicator array).
+    label_names_ : ndarray of shape (k,) or None
+        A multi-label y's column names (``0..k-1`` for an array); None for a 1-D y.
     n_features_in_ : int
         Width of the node features.
     module_ : torch.nn.Module
@@ -145,6 +153,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "uncertain": [StrOptions({"ignore", "ones", "zeros"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -169,6 +178,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         epochs: int = 40,
         batch_size: int = 32,
         class_weight: dict | str | None = None,
+        uncertain: str = "ignore",
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
@@ -189,6 +199,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.class_weight = class_weight
+        self.uncertain = uncertain
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -199,7 +210,8 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------------------
     def _split(self, y_idx: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.arange(y_idx.size)
+        """Training and validation graphs; ``y_idx`` [n, 2, k] (multi-label) is not stratified."""
+        ids = np.arange(len(y_idx))
         if not self.early_stopping:
             return ids, ids[:0]
         n_val = max(1, int(round(self.validation_fraction * ids.size)))
@@ -208,7 +220,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
                 f"early_stopping with validation_fraction={self.validation_fraction} leaves "
                 f"no training graphs out of {ids.size}"
             )
-        counts = np.bincount(y_idx)
+        counts = np.bincount(y_idx) if np.ndim(y_idx) == 1 else np.zeros(1, int)
         stratify = y_idx if counts.min() >= 2 and n_val >= counts.size else None
         train, val = train_test_split(ids, test_size=n_val, random_state=seed,
                                       stratify=stratify)
@@ -228,8 +240,9 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         ----------
         X : StudySet or list of torch_geometric.data.Data
             A StudySet's ``graphs`` are used, else its ``visual_graphs``.
-        y : array-like of shape (n_graphs,)
-            Class labels (any hashable, e.g. int or str).
+        y : array-like of shape (n_graphs,), or (n_graphs, k) / DataFrame (multi-label)
+            Class labels (any hashable, e.g. int or str); multi-label: 1, 0, NaN (unknown,
+            never in the loss) or -1 (uncertain, see ``uncertain``) per label.
         sample_weight : array-like of shape (n_graphs,), default=None
             Weight of each graph in the loss and in the node standardisation (a weight of
             2 counts a graph twice). In a Pipeline pass ``gnn__sample_weight=w``, or, with
@@ -240,23 +253,14 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         self : GNNClassifier
         """
         from .models.gnn import PackedGraphs
+        from .models.targets import label_names
 
         graphs = _as_graphs(X)
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != len(graphs):
-            raise ValueError(f"y has shape {y.shape} but there are {len(graphs)} graphs")
-        if len(graphs) == 0:
-            raise ValueError("GNNClassifier needs at least one training graph")
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        if self.classes_.size < 2:
-            raise ValueError(
-                f"GNNClassifier needs at least 2 classes in y, got only {self.classes_!r}"
-            )
-        weight = _check_sample_weight(sample_weight, y, dtype=np.float64,
-                                      ensure_non_negative=True)
-        if self.class_weight is not None:
-            weight = weight * compute_class_weight(self.class_weight, classes=self.classes_,
-                                                   y=y)[y_idx]
+        self.label_names_ = label_names(y)
+        if self.label_names_ is not None:
+            self.classes_, y_idx, weight = self._encode_multilabel(y, len(graphs), sample_weight)
+        else:
+            y_idx, weight = self._encode_classes(y, len(graphs), sample_weight)
         seed = check_seed(self.random_state)
         device = resolve_device(self.device)
         packed = PackedGraphs(graphs)
@@ -270,6 +274,36 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
                                        np.random.default_rng(seed))
         return self
 
+    def _encode_classes(self, y: Any, n: int, sample_weight: Any) -> tuple:
+        """``classes_``, the class index of each graph, and the graph weights of a 1-D y."""
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != n:
+            raise ValueError(f"y has shape {y.shape} but there are {n} graphs")
+        if n == 0:
+            raise ValueError("GNNClassifier needs at least one training graph")
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError(
+                f"GNNClassifier needs at least 2 classes in y, got only {self.classes_!r}"
+            )
+        weight = _check_sample_weight(sample_weight, y, dtype=np.float64,
+                                      ensure_non_negative=True)
+        if self.class_weight is not None:
+            weight = weight * compute_class_weight(self.class_weight, classes=self.classes_,
+                                                   y=y)[y_idx]
+        return y_idx, weight
+
+    def _encode_multilabel(self, y: Any, n: int, sample_weight: Any) -> tuple:
+        """``arange(k)``, the [n, 2, k] targets and mask of a 2-D y, and the graph weights."""
+        from .models.targets import encode_targets
+
+        if n == 0:
+            raise ValueError("GNNClassifier needs at least one training graph")
+        classes, targets, weights = encode_targets(y, sample_weight, n, self.class_weight,
+                                                   self.uncertain)
+        return classes, targets.numpy(), (np.ones(n) if weights is None
+                                          else weights.numpy().astype(np.float64))
+
     def _train(self, packed: PackedGraphs, y_idx: np.ndarray, weight: np.ndarray,
                train: np.ndarray, val: np.ndarray, rng: np.random.Generator) -> Any:
         """Build the network and run the epochs; returns the module with the kept weights."""
@@ -278,7 +312,11 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
 
         from .models.gnn import GraphClassifierNet
 
-        targets = torch.as_tensor(y_idx, dtype=torch.long, device=packed.device)
+        from .models.losses import masked_bce
+
+        multilabel = np.ndim(y_idx) == 3
+        targets = torch.as_tensor(y_idx, dtype=torch.float32 if multilabel else torch.long,
+                                  device=packed.device)
         weights = torch.as_tensor(weight, dtype=torch.float32, device=packed.device)
 
         module = GraphClassifierNet(
@@ -294,6 +332,8 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
             # Weighted mean, as CrossEntropyLoss(weight=...) takes it for class weights.
             index = torch.as_tensor(ids, device=packed.device)
             w = weights[index]
+            if multilabel:  # binary cross-entropy over the known labels only
+                return masked_bce(logits, targets[index], w)
             losses = torch.nn.functional.cross_entropy(logits, targets[index],
                                                        reduction="none")
             return (losses * w).sum() / w.sum().clamp_min(1e-12)
@@ -369,9 +409,13 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
             return torch.zeros((0, self.classes_.size), device=packed.device)
         return torch.cat(out)
 
+    @property
+    def _multilabel(self) -> bool:
+        return getattr(self, "label_names_", None) is not None
+
     def decision_function(self, X: Any) -> np.ndarray:
         """Logits per graph: ``(n,)`` log-odds of ``classes_[1]`` for binary problems, else
-        ``(n, n_classes)``.
+        ``(n, n_classes)`` (multi-label: one log-odds per label).
 
         Parameters
         ----------
@@ -392,7 +436,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         packed.to(device, self.x_mean_, self.x_scale_)
         logits = self._logits(self.module_, packed, np.arange(packed.n_graphs))
         logits = logits.detach().cpu().numpy().astype(np.float64)
-        if self.classes_.size == 2:
+        if self.classes_.size == 2 and not self._multilabel:
             return logits[:, 1] - logits[:, 0]
         return logits
 
@@ -406,8 +450,11 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n, n_classes)
+            Multi-label: the probability of each label, ``(n, k)`` (rows need not sum to 1).
         """
         scores = self.decision_function(X)
+        if self._multilabel:
+            return 1.0 / (1.0 + np.exp(-scores))
         if scores.ndim == 1:
             scores = np.stack([np.zeros_like(scores), scores], axis=1)
         scores = scores - scores.max(axis=1, keepdims=True)
@@ -424,8 +471,11 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n,)
+            Multi-label: the 0/1 indicator array ``(n, k)`` (probability above 0.5).
         """
         proba = self.predict_proba(X)  # checks the fit first
+        if self._multilabel:
+            return (proba > 0.5).astype(int)
         return self.classes_[np.argmax(proba, axis=1)]
 
     # -- pickling ---------------------------------------------------------------------------

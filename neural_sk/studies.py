@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .graphs import GraphList, concat_graph_lists
 from .utils.validation import check_index
@@ -18,6 +19,7 @@ PER_STUDY_FIELDS = (
     "ids",
     "reports",
     "attention",
+    "label_attention",
     "patch_features",
     "token_attention",
     "token_offsets",
@@ -28,6 +30,7 @@ PER_STUDY_FIELDS = (
     "errors",
 )
 _GRAPH_FIELDS = ("visual_graphs", "report_graphs", "graphs")
+_HTML_ROWS = 10  # rows a notebook shows before "... more studies"
 
 
 def _field_nbytes(value: Any) -> int:
@@ -83,6 +86,9 @@ class StudySet:
     info : dict, default=None
         Identity of the model that produced the scores (preset, image size, hash...),
         so features from different encoders are never mixed by accident.
+    label_attention : ndarray of shape (n, k, P), float32, default=None
+        One map per label of a multi-label scorer (each row sums to 1); ``attention`` is
+        their max, their mean or one of them (the scorer's ``attention_label``).
 
     Examples
     --------
@@ -111,6 +117,7 @@ class StudySet:
     errors: Any = None
     grid_shape: Any = None
     info: Any = None
+    label_attention: Any = None  # last, so positional use of the older fields is unchanged
 
     def __post_init__(self) -> None:
         lengths = {
@@ -138,15 +145,21 @@ class StudySet:
             if att.ndim != 2:
                 raise ValueError(f"attention must be 2-D (n, P), got shape {att.shape}")
             object.__setattr__(self, "attention", att)
+        if self.label_attention is not None:
+            maps = np.asarray(self.label_attention)
+            if maps.ndim != 3:
+                raise ValueError(f"label_attention must be 3-D (n, k, P), got shape {maps.shape}")
+            object.__setattr__(self, "label_attention", maps)
         if self.grid_shape is not None:
             grid = tuple(int(v) for v in self.grid_shape)
             object.__setattr__(self, "grid_shape", grid)
             n_patches = grid[0] * grid[1]
-            for name in ("attention", "keep_mask", "patch_features"):
+            for name in ("attention", "keep_mask", "patch_features", "label_attention"):
                 value = getattr(self, name)
-                if value is not None and value.shape[1] != n_patches:
+                axis = 2 if name == "label_attention" else 1
+                if value is not None and value.shape[axis] != n_patches:
                     raise ValueError(
-                        f"{name} has {value.shape[1]} patches but grid_shape {grid} "
+                        f"{name} has {value.shape[axis]} patches but grid_shape {grid} "
                         f"has {n_patches}"
                     )
         if self.info is not None:
@@ -243,10 +256,103 @@ class StudySet:
         parts.append(f"nbytes={_human_bytes(self.nbytes)}")
         return "StudySet(" + ", ".join(parts) + ")"
 
+    def nbytes_each(self) -> np.ndarray:
+        """Bytes each study holds across the per-study fields ``[n]``; they add up to
+        :attr:`nbytes`."""
+        out = np.zeros(len(self), dtype=np.int64)
+        for name in PER_STUDY_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, GraphList):
+                out += value.nbytes_each()
+            elif isinstance(value, np.ndarray) and value.dtype != object:
+                out += value[0].nbytes if len(value) else 0
+            else:
+                out += [_field_nbytes(v) for v in value]
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per study: what a person checks first, as a pandas DataFrame.
+
+        Columns appear when the fields behind them are filled: ``study_id``; ``error``;
+        ``report``; ``top_patch`` (the highest-scoring patch, ``(row, col)``); ``kept``
+        (patches kept); ``findings`` (the report graph's findings with their status, e.g.
+        ``"consolidation (present); pleural-effusion (absent)"``) and ``anatomy``;
+        ``visual_nodes``, ``report_nodes``, ``graph_nodes`` (nodes of each graph); and
+        ``nbytes`` (what the study holds in memory, :meth:`nbytes_each`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``len(self)`` rows, in study order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from neural_sk import StudySet
+        >>> s = StudySet(ids=["a", "b"], attention=np.array([[0.1, 0.9], [0.6, 0.4]]),
+        ...              keep_mask=np.array([[False, True], [True, True]]), grid_shape=(1, 2))
+        >>> s.to_frame()[["study_id", "top_patch", "kept"]]
+          study_id top_patch  kept
+        0        a    (0, 1)     1
+        1        b    (0, 0)     2
+        """
+        columns: dict[str, Any] = {"study_id": self.ids}
+        if self.errors is not None:
+            columns["error"] = self.errors
+        if self.reports is not None:
+            columns["report"] = self.reports
+        if self.attention is not None and self.grid_shape is not None:
+            top = np.asarray(self.attention).argmax(1) if len(self) else np.zeros(0, int)
+            columns["top_patch"] = [tuple(int(v) for v in divmod(int(t), self.grid_shape[1]))
+                                    for t in top]
+        if self.keep_mask is not None:
+            columns["kept"] = np.asarray(self.keep_mask).sum(1)
+        if self.report_graphs is not None:
+            columns["findings"], columns["anatomy"] = _findings_text(self.report_graphs)
+        for name in _GRAPH_FIELDS:
+            graphs = getattr(self, name)
+            if graphs is not None:
+                label = "graph" if name == "graphs" else name.split("_")[0]
+                columns[f"{label}_nodes"] = graphs.node_counts
+        columns["nbytes"] = self.nbytes_each()
+        return pd.DataFrame(columns)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the summary line, then the first rows of :meth:`to_frame`."""
+        import html
+
+        head = self[np.arange(min(len(self), _HTML_ROWS))].to_frame()
+        more = (f"<p>… {len(self) - _HTML_ROWS} more studies</p>"
+                if len(self) > _HTML_ROWS else "")
+        with pd.option_context("display.max_colwidth", 80):  # long reports, shortened
+            table = head.to_html(index=False, escape=True)
+        return f"<div><p><code>{html.escape(repr(self))}</code></p>{table}{more}</div>"
+
     def __eq__(self, other: object) -> bool:
         return self is other
 
     __hash__ = object.__hash__
+
+
+def _findings_text(report_graphs: GraphList) -> tuple[list[str], list[str]]:
+    """Per study, its findings as "name (status)" and its anatomy names, "; "-joined."""
+    from .text.lexicon import STATUSES
+
+    names, _ = report_graphs.flat("node_names") if "node_names" in report_graphs.keys \
+        else ([None] * len(report_graphs), None)
+    status, ptr = report_graphs.flat("node_status") if "node_status" in report_graphs.keys \
+        else (None, None)
+    findings, anatomy = [], []
+    for i, graph_names in enumerate(names):
+        graph_names = list(graph_names or [])
+        codes = ([-1] * len(graph_names) if status is None
+                 else status[ptr[i] : ptr[i + 1]].tolist())
+        findings.append("; ".join(f"{name} ({STATUSES[c]})"
+                                  for name, c in zip(graph_names, codes) if c >= 0))
+        anatomy.append("; ".join(name for name, c in zip(graph_names, codes) if c < 0))
+    return findings, anatomy
 
 
 def _human_bytes(n: int) -> str:

@@ -48,3 +48,12 @@ def test_unpaired_inputs_and_unknown_observations_are_refused():
         clinical_efficacy(["a"], ["a", "b"])
     with pytest.raises(ValueError, match="unknown observations"):
         clinical_efficacy(["a"], ["a"], observations=["flu"])
+
+
+def test_location_by_side_and_level_accepts_synonyms_of_a_place():
+    ce = clinical_efficacy(["Right lower zone pneumonia. Cardiomegaly of the heart."],
+                           ["Right lower lobe pneumonia. Cardiomegaly of the heart."])
+    assert ce["location_agreement"] == pytest.approx(0.5)  # "zone" is not "lobe"; heart agrees
+    assert ce["location_agreement_side_level"] == 1.0
+    wrong_side = clinical_efficacy(["Left lower zone pneumonia."], ["Right lower lobe pneumonia."])
+    assert wrong_side["location_agreement_side_level"] == 0.0

@@ -107,7 +107,9 @@ def test_kept_patch_features_are_float16_by_default(studies, saved):
     with np.load(saved, allow_pickle=False) as npz:
         assert npz["visual_graphs/x"].dtype == np.float16
         assert npz["visual_graphs/edge_index"].dtype == np.uint8
-        assert npz["visual_graphs/pos"].dtype == np.uint8
+        assert npz["visual_graphs/patch_id"].dtype == np.uint8
+        # Grid positions follow from the patch ids: rebuilt on load, not stored.
+        assert "visual_graphs/pos" not in npz.files
 
 
 def test_float32_round_trip_is_exact_and_float16_halves_the_features(studies, saved, tmp_path):
@@ -471,11 +473,17 @@ def test_a_hostile_archive_is_refused_naming_the_file(case, tmp_path):
     {"x": {"kind": "ref", "field": "visual_graphs"}},               # to a reference
     {"node_type": {"kind": "ref", "field": "visual_graphs"}},
 ])
-def test_graph_references_cannot_loop(saved, tmp_path, attrs):
+def test_graph_references_cannot_loop(studies, tmp_path, attrs):
+    # Without the report graphs the fused ones cannot be rebuilt: stored attribute by
+    # attribute, with references to the visual graphs.
+    full = tmp_path / "full.npz"
+    save_studies(full, studies, fields=["visual_graphs", "graphs"])
+    assert "attrs" in nio.archive_info(full)["fields"]["graphs"]
+
     def edit(meta):
         meta["fields"]["graphs"]["attrs"].update(attrs)
         meta["fields"]["visual_graphs"]["attrs"]["x"] = {"kind": "ref", "field": "graphs"}
-    forged = _forge(saved, tmp_path / "loop.npz", meta_edit=edit)
+    forged = _forge(full, tmp_path / "loop.npz", meta_edit=edit)
     with pytest.raises(ArchiveError, match="loop.npz"):
         load_studies(forged)
 

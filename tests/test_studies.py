@@ -103,3 +103,41 @@ def test_works_as_X_in_sklearn_cross_validation(studies):
     for train, test in KFold(n_splits=5).split(studies):
         part = _safe_indexing(studies, test)
         assert isinstance(part, StudySet) and len(part) == 1
+
+
+def test_nbytes_each_adds_up_and_follows_selection(studies):
+    each = studies.nbytes_each()
+    assert each.shape == (5,) and each.sum() == studies.nbytes
+    # study i's graph has i + 1 nodes, so the bytes grow with it
+    assert np.all(np.diff(each) > 0)
+    assert studies[[3, 1]].nbytes_each().tolist() == each[[3, 1]].tolist()
+
+
+def test_to_frame_one_row_per_study_with_findings_and_status():
+    from neural_sk.report_graph import ReportGraphBuilder
+
+    reports = ["Right lower lobe consolidation. No pleural effusion.", "", "Possible edema."]
+    built = ReportGraphBuilder().fit().transform(reports)
+    keep = np.array([[True, False, True, False], [False] * 4, [True] * 4])
+    att = np.array([[0.1, 0.2, 0.6, 0.1], [0.25] * 4, [0.1, 0.1, 0.1, 0.7]], np.float32)
+    s = built.replace(ids=np.array(["s1", "s2", "s3"]), attention=att, keep_mask=keep,
+                      grid_shape=(2, 2), errors=[None, "unreadable image", None])
+    frame = s.to_frame()
+    assert list(frame["study_id"]) == ["s1", "s2", "s3"] and len(frame) == len(s)
+    assert frame.loc[0, "findings"] == "consolidation (present); pleural-effusion (absent)"
+    assert frame.loc[0, "anatomy"] == "right-lower-lobe"
+    assert frame.loc[1, "findings"] == "" and frame.loc[2, "findings"] == "edema (uncertain)"
+    assert frame["kept"].tolist() == [2, 0, 4]
+    assert frame["top_patch"].tolist() == [(1, 0), (0, 0), (1, 1)]
+    assert frame["error"].isna().tolist() == [True, False, True] and frame.loc[1, "error"] == "unreadable image"
+    assert frame["report_nodes"].tolist() == [3, 0, 1]
+    assert frame["nbytes"].sum() == s.nbytes
+
+
+def test_html_repr_shows_summary_and_first_rows_escaped():
+    n = 12
+    s = StudySet(ids=np.array([f"<s{i}>" for i in range(n)]), reports=["a & b"] * n)
+    page = s._repr_html_()
+    assert "StudySet(n=12" in page and "&lt;s0&gt;" in page and "&lt;s9&gt;" in page
+    assert "&lt;s10&gt;" not in page and "2 more studies" in page
+    assert "<s0>" not in page and "a &amp; b" in page

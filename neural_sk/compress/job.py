@@ -105,11 +105,17 @@ def compress(
         file system they share with the driver).
     verbose : int, default=1
         Show a progress bar (``tqdm.auto``) when > 0.
-    feature_dtype : {"float16", "float32"}, default="float16"
-        Storage type of the kept patch features.
+    feature_dtype : {"float16", "float32", "int8"}, default="float16"
+        Storage type of the kept patch features (``"int8"``: quantised with one scale per
+        study, about half the bytes of float16; lossy).
     fields : list of str, default=None
-        StudySet fields to store; by default everything the model produces except the full
-        ``patch_features`` (kept in the visual graphs) and ``errors``.
+        StudySet fields to store (``ids`` always are). By default the minimum from which the
+        rest is rebuilt: the visual graphs (kept patches' features, positions, attention),
+        the report graphs (each finding as a code into a vocabulary stored once), and the
+        keep mask and fused graphs, which cost nothing as they are rebuilt on load. The
+        full attention map and the report text are left out when the graphs hold what is
+        read of them: name them (e.g. ``fields=["visual_graphs", "report_graphs", "graphs",
+        "keep_mask", "attention", "reports"]``) to keep them.
     pixels : {"png", "jpeg"} or None, default=None
         Also store the image tiles under the kept patches (see :func:`neural_sk.io.save_studies`).
     device : str or None, default=None
@@ -317,6 +323,7 @@ def run_compress_cli(args: Any) -> int:
                             shard_size=args.shard_size, resume=args.resume,
                             on_error=args.on_error, client=client, verbose=args.verbose,
                             feature_dtype=getattr(args, "feature_dtype", "float16"),
+                            fields=getattr(args, "fields", None),
                             pixels=getattr(args, "pixels", None),
                             device=getattr(args, "device", None))
     except (CompressError, IncompatibleArchiveError, ArchiveError, FileExistsError,
@@ -327,7 +334,9 @@ def run_compress_cli(args: Any) -> int:
         if client is not None:
             client.close()
     n_shards = sum(1 for s in manifest["shards"] if s["file"])
+    per_study = manifest["bytes"] / max(manifest["n_studies"], 1)
     print(f"compressed {manifest['n_studies']} of {manifest['n_rows']} studies into {n_shards} "
-          f"shard(s), {manifest['bytes']} bytes, in {args.out}; {manifest['n_failed']} failed"
+          f"shard(s), {manifest['bytes']} bytes ({per_study:,.0f} per study), in {args.out}; "
+          f"{manifest['n_failed']} failed"
           + (" (reasons in manifest.json)" if manifest["n_failed"] else ""))
     return 3 if manifest["n_failed"] else 0

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import save_studies
-from ..io.format import default_fields
+from ..io.format import lean_fields
 from ..io.manifest import shard_entry, shard_name
 from ..studies import StudySet, concat_study_sets
 from .errors import CompressError
@@ -31,8 +31,7 @@ class Options:
 
 def stored_fields(studies: StudySet, fields: tuple | None) -> StudySet:
     """Only the fields the archive keeps (drops the full patch features early)."""
-    names = list(fields) if fields is not None else [
-        f for f in default_fields(studies) if f != "errors"]
+    names = list(fields) if fields is not None else lean_fields(studies)
     missing = [f for f in names if getattr(studies, f) is None]
     if missing:
         raise CompressError(f"fields {missing} were asked for, but the model does not produce "

@@ -202,15 +202,18 @@ class GraphList(Sequence):
     @property
     def nbytes(self) -> int:
         """Bytes of the arrays (what the graphs' tensors would hold together)."""
-        total = 0
-        for kind, values, _ in self._attributes.values():
+        return int(self.nbytes_each().sum())
+
+    def nbytes_each(self) -> np.ndarray:
+        """Bytes of each graph's arrays ``[n]``; they add up to :attr:`nbytes`."""
+        out = np.zeros(self._n, dtype=np.int64)
+        for kind, values, ptr in self._attributes.values():
             if kind == _OBJECTS:
-                total += sum(v.nbytes for v in values if isinstance(v, np.ndarray))
-                total += sum(v.element_size() * v.numel() for v in values
-                             if hasattr(v, "element_size") and hasattr(v, "numel"))
+                out += [_object_nbytes(v) for v in values]
             else:
-                total += values.nbytes
-        return total
+                row = values.itemsize * (2 if kind == _EDGES else int(np.prod(values.shape[1:])))
+                out += np.diff(ptr) * row
+        return out
 
     @property
     def node_counts(self) -> np.ndarray:
@@ -301,6 +304,15 @@ class GraphList(Sequence):
 
     def __repr__(self) -> str:
         return f"GraphList(n={self._n}, keys={self.keys})"
+
+
+def _object_nbytes(value: Any) -> int:
+    """Array bytes of one per-graph object (0 for names and other non-arrays)."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if hasattr(value, "element_size") and hasattr(value, "numel"):
+        return int(value.element_size() * value.numel())
+    return 0
 
 
 def _column(key: str, values: list) -> tuple[str, Any, Any]:

@@ -17,10 +17,11 @@ from ..studies import PER_STUDY_FIELDS, StudySet, concat_study_sets
 from .errors import IncompatibleArchiveError
 from .format import ACCOUNTING, FEATURE_DTYPES, PIXEL_FORMATS, check_compatible, default_fields
 from .manifest import read_shards
-from .shards import decode_studies, encode_studies, read_shard, write_shard
+from .shards import collect_members, decode_studies, encode_studies, read_shard, write_shard
 from .tiles import add_pixels
 
-__all__ = ["save_studies", "load_studies", "verify_archive", "archive_info", "archive_nbytes"]
+__all__ = ["save_studies", "load_studies", "verify_archive", "archive_info", "archive_nbytes",
+           "studies_nbytes"]
 
 
 def save_studies(
@@ -43,9 +44,11 @@ def save_studies(
         same folder and renamed, so a reader never sees half a file.
     studies : StudySet
         The studies (any filled fields).
-    feature_dtype : {"float16", "float32"}, default="float16"
+    feature_dtype : {"float16", "float32", "int8"}, default="float16"
         Storage type of patch features: the graphs' node features ``x`` and, when stored,
-        ``patch_features``. Loading gives them back in their original dtype.
+        ``patch_features``. Loading gives them back in their original dtype. ``"int8"``
+        quantises them with one float32 scale per study (half the bytes of float16; every
+        value within half a step, the study's largest magnitude / 254).
     fields : iterable of str, default=None
         Per-study fields to store (``ids`` always are). By default every filled field, except
         the full ``patch_features`` when ``visual_graphs`` hold the kept ones.
@@ -88,6 +91,18 @@ def save_studies(
         raise ValueError(f"feature_dtype must be one of {FEATURE_DTYPES}, got {feature_dtype!r}")
     if pixels not in (None, *PIXEL_FORMATS):
         raise ValueError(f"pixels must be None, 'png' or 'jpeg', got {pixels!r}")
+    fields = _stored_fields(studies, fields)
+    extra = None if pixels is None else partial(add_pixels, studies=studies, images=images,
+                                                fmt=pixels, quality=jpeg_quality)
+    arrays, meta = encode_studies(studies, fields, feature_dtype, extra)
+    digest = write_shard(Path(path), arrays, meta, compression)
+    return {"path": str(path), "n_studies": len(studies), "file_bytes": os.path.getsize(path),
+            "sha256": digest}
+
+
+def _stored_fields(studies: StudySet, fields: Iterable[str] | None) -> list[str]:
+    """The fields to store, checked, in pipeline order (so the fused graphs come after the
+    visual and report graphs they are rebuilt from)."""
     if fields is None:
         fields = default_fields(studies)
     else:
@@ -99,14 +114,51 @@ def save_studies(
         if empty:
             raise ValueError(f"field(s) {empty} are not filled in this StudySet "
                              f"(filled: {studies.fields})")
-    # Pipeline order: the fused graphs can then refer to the visual and report graphs.
-    fields = [f for f in PER_STUDY_FIELDS if f in fields]
-    extra = None if pixels is None else partial(add_pixels, studies=studies, images=images,
-                                                fmt=pixels, quality=jpeg_quality)
-    arrays, meta = encode_studies(studies, fields, feature_dtype, extra)
-    digest = write_shard(Path(path), arrays, meta, compression)
-    return {"path": str(path), "n_studies": len(studies), "file_bytes": os.path.getsize(path),
-            "sha256": digest}
+    return [f for f in PER_STUDY_FIELDS if f in fields]
+
+
+def studies_nbytes(studies: StudySet, *, fields: Iterable[str] | None = None,
+                   feature_dtype: str = "float16", members: bool = False) -> Any:
+    """Bytes each study would take in an archive, per field: what :func:`save_studies`
+    writes (the same encoder), without writing a file.
+
+    Parameters
+    ----------
+    studies : StudySet
+    fields : iterable of str, default=None
+        As in :func:`save_studies`. A field rebuilt on load (the fused graphs, the keep
+        mask) costs 0 when the fields it is rebuilt from are stored with it.
+    feature_dtype : {"float16", "float32", "int8"}, default="float16"
+        As in :func:`save_studies`.
+    members : bool, default=False
+        One column per stored array (``"visual_graphs/x"``, ...) instead of per field.
+        Arrays shared by all studies (offsets, vocabularies) are spread evenly over them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by study id, one column per field (or member) and a ``total`` column.
+        Per-file overhead (ZIP and ``.npy`` headers, metadata) is not in it:
+        :func:`archive_nbytes` gives the file's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neural_sk import StudySet
+    >>> s = StudySet(ids=["a", "b"], attention=np.full((2, 4), 0.25, np.float32))
+    >>> studies_nbytes(s)["attention"].tolist()
+    [16, 16]
+    """
+    import pandas as pd
+
+    if feature_dtype not in FEATURE_DTYPES:
+        raise ValueError(f"feature_dtype must be one of {FEATURE_DTYPES}, got {feature_dtype!r}")
+    w, _, _ = collect_members(studies, _stored_fields(studies, fields), feature_dtype)
+    table = w.per_member if members else {f: v for f, v in w.per_study.items() if f != "ids"}
+    frame = pd.DataFrame({k: np.round(v).astype(np.int64) for k, v in table.items()},
+                         index=pd.Index(studies.ids, name="id"))
+    frame["total"] = frame.sum(axis=1)
+    return frame
 
 
 def load_studies(path: str | os.PathLike | Sequence[str | os.PathLike], *,
@@ -239,7 +291,7 @@ def archive_info(path: str | os.PathLike) -> dict:
     >>> path = os.path.join(tempfile.mkdtemp(), "s.npz")
     >>> _ = save_studies(path, StudySet(reports=["a"]))
     >>> archive_info(path)["format_version"]
-    1
+    2
     """
     meta, _ = read_shard(Path(path))
     return meta

@@ -27,6 +27,7 @@ class Writer:
         self.n = n
         self.arrays: dict[str, np.ndarray] = {}
         self.per_study: dict[str, np.ndarray] = {}
+        self.per_member: dict[str, np.ndarray] = {}  # member name -> bytes per study
         self._ptr_names: dict[bytes, str] = {}
 
     def add(self, name: str, arr: np.ndarray, field: str, per_study: np.ndarray | None = None
@@ -36,12 +37,11 @@ class Writer:
         if arr.dtype == object:
             raise TypeError(f"{name}: object arrays cannot be stored without pickle")
         self.arrays[name] = arr
-        acc = self.per_study.setdefault(field, np.zeros(self.n, dtype=np.float64))
         if per_study is None:  # shared arrays are spread evenly over the studies
-            if self.n:
-                acc += arr.nbytes / self.n
-        else:
-            acc += per_study
+            per_study = np.full(self.n, arr.nbytes / self.n if self.n else 0.0)
+        self.per_member[name] = np.asarray(per_study, dtype=np.float64)
+        acc = self.per_study.setdefault(field, np.zeros(self.n, dtype=np.float64))
+        acc += self.per_member[name]
         return name
 
     def add_ptr(self, name: str, counts: np.ndarray, field: str) -> str:

@@ -18,15 +18,17 @@ from .errors import IncompatibleArchiveError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "META_NAME", "ACCOUNTING",
            "FEATURE_DTYPES", "PIXEL_FORMATS", "GRAPH_FIELDS", "jsonable", "check_compatible",
-           "default_fields", "compact_int", "encode_strings",
-           "decode_strings", "to_numpy", "restore"]
+           "default_fields", "lean_fields", "compact_int", "encode_strings",
+           "decode_strings", "to_numpy", "restore", "quantise_int8", "READABLE_VERSIONS"]
 
 FORMAT = "neural_sk.archive"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Versions this reader understands (1: fused graphs and report graphs stored in full).
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 META_NAME = "meta.json"
 ACCOUNTING = "_nbytes_per_study"
-FEATURE_DTYPES = ("float16", "float32")
+FEATURE_DTYPES = ("float16", "float32", "int8")
 PIXEL_FORMATS = ("png", "jpeg")
 GRAPH_FIELDS = ("visual_graphs", "report_graphs", "graphs")
 
@@ -164,3 +166,34 @@ def default_fields(studies: StudySet) -> list[str]:
         fields.remove("patch_features")
     return fields
 
+
+def lean_fields(studies: StudySet) -> list[str]:
+    """The fields an archive of record needs (what ``compress`` stores by default): the
+    minimum from which the rest is rebuilt.
+
+    :func:`default_fields`, less the attention map and the report text when the graphs
+    carry what a model reads of them: the visual graphs hold each kept patch's features,
+    position and attention; the report graphs hold each finding (concept, status, anatomy,
+    where the report mentions it). Either can still be stored by naming it.
+    """
+    fields = default_fields(studies)
+    drop = {"errors"}
+    if studies.visual_graphs is not None:
+        drop.add("attention")
+    if studies.report_graphs is not None:
+        drop.add("reports")
+    return [f for f in fields if f not in drop]
+
+
+def quantise_int8(flat: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``flat`` (graph ``i`` owns ``counts[i]`` of them) as int8 and one float32 scale
+    per graph: ``value ~= q * scale`` with ``|q| <= 127`` and ``scale`` the graph's largest
+    magnitude over 127, so every value is within half a step (``scale / 2``)."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    peak = np.zeros(len(counts), dtype=np.float64)
+    rows = np.abs(flat.reshape(len(flat), -1)).max(axis=1) if flat.size else np.zeros(0)
+    np.maximum.at(peak, owner, rows)
+    scale = (np.where(peak > 0, peak, 1.0) / 127).astype(np.float32)
+    step = scale.astype(np.float64)[owner].reshape(-1, *([1] * (flat.ndim - 1)))
+    q = np.clip(np.rint(flat / step), -127, 127).astype(np.int8)
+    return q, scale

@@ -1,7 +1,9 @@
 """Reading graph fields: archive members in, a GraphList per field out.
 
-Tensor attributes become GraphList columns without a per-graph copy; references and the
-fused graphs' rebuilt ``x`` / ``pos`` (see :mod:`neural_sk.io.graph_encoder`) are resolved.
+Tensor attributes become GraphList columns without a per-graph copy; what the writer did not
+store is rebuilt (see :mod:`neural_sk.io.graph_encoder`): the fused graphs (by
+:func:`~neural_sk.graphs.fuse_graphs`, or in format version 1 from references and the rebuilt
+``x`` / ``pos``), grid positions, coded categorical attributes and int8 features.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from ..graphs import GraphList
 from .columns import read_ptr, read_strings, stored_dtype, unpack_bits, writable
+from .derived import grid_positions, rebuild_fused
 from .errors import ArchiveError
 from .format import decode_strings, restore
 
@@ -22,9 +25,11 @@ __all__ = ["GraphDecoder"]
 class GraphDecoder:
     """Rebuilds graph fields as GraphLists, resolving references and the fused features."""
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], specs: Mapping, n: int) -> None:
-        self.arrays, self.specs, self.n = arrays, specs, n
+    def __init__(self, arrays: Mapping[str, np.ndarray], specs: Mapping, n: int,
+                 grid_shape: tuple[int, int] | None = None) -> None:
+        self.arrays, self.specs, self.n, self.grid_shape = arrays, specs, n, grid_shape
         self._flat: dict[tuple[str, str], np.ndarray] = {}
+        self._graphs: dict[str, GraphList] = {}
 
     def spec(self, field: str, key: str) -> Mapping:
         """The stored spec of attribute ``key``, following a reference."""
@@ -40,6 +45,9 @@ class GraphDecoder:
         derived = kind == "ref" or spec.get("layout") in ("fused_x", "fused_pos")
         if derived and (field != "graphs" or key == "node_type"):
             raise ValueError(f"attribute {key!r} of {field!r} cannot be derived")
+        if spec.get("layout") == "grid_pos" and (
+                key == "patch_id" or "patch_id" not in self.specs[field]["attrs"]):
+            raise ValueError(f"attribute {key!r} of {field!r} needs the patch ids")
         if kind == "ref" and (spec["field"] not in ("visual_graphs", "report_graphs")
                               or self.specs[spec["field"]]["attrs"][key]["kind"] == "ref"):
             raise ValueError(f"attribute {key!r} refers to {spec['field']!r}")
@@ -52,17 +60,50 @@ class GraphDecoder:
         a = self._own(field, key)
         if a["kind"] == "ref":
             out = self.flat(a["field"], key)
+        elif a["kind"] == "coded":
+            out = self._coded(a)
         elif a["layout"] in ("fused_x", "fused_pos"):
             out = self._fused(key, a)
+        elif a["layout"] == "grid_pos":
+            if self.grid_shape is None:
+                raise ValueError("grid positions need the archive's grid_shape")
+            out = grid_positions(self.flat(field, "patch_id"), self.grid_shape[1],
+                                 stored_dtype(a["dtype"]))
         else:
             data = self.arrays[a["data"]]
             if a.get("encoding") == "bits":
                 data = unpack_bits(data, a["shape"][0])
+            if a.get("encoding") == "int8":
+                data = self._dequantise(data, a)
             out = writable(data.astype(stored_dtype(a["dtype"]), copy=False))
             if a["layout"] == "rows":
                 out = out.reshape(-1, *a["shape"])
         self._flat[(field, key)] = out
         return out
+
+    def _codes(self, a: Mapping, size: int) -> np.ndarray:
+        """The per-node codes of a coded attribute, checked against its table's ``size``."""
+        codes = self.arrays[a["codes"]].astype(np.int64).reshape(-1)
+        if codes.size and (codes.min() < 0 or codes.max() >= size):
+            raise ValueError(f"codes {a['codes']!r} point outside their table of {size}")
+        read_ptr(self.arrays, a["ptr"], codes.size, self.n)
+        return codes
+
+    def _coded(self, a: Mapping) -> np.ndarray:
+        table = self.arrays[a["table"]]
+        if a.get("encoding") == "bits":
+            table = unpack_bits(table, a["shape"][0])
+        table = table.astype(stored_dtype(a["dtype"]), copy=False).reshape(-1, *a["shape"])
+        return writable(table[self._codes(a, len(table))])
+
+    def _dequantise(self, data: np.ndarray, a: Mapping) -> np.ndarray:
+        """int8 rows times their graph's scale."""
+        scale = self.arrays[a["scale"]].astype(np.float64).reshape(-1)
+        ptr = read_ptr(self.arrays, a["ptr"], len(data), self.n)
+        if scale.size != self.n:
+            raise ValueError(f"{scale.size} scales for {self.n} graphs")
+        owner = np.repeat(scale, np.diff(ptr)).reshape(-1, *([1] * (data.ndim - 1)))
+        return data.astype(np.float64) * owner
 
     def _fused(self, key: str, a: Mapping) -> np.ndarray:
         node_type = self.flat("graphs", "node_type").astype(np.int64).reshape(-1)
@@ -84,6 +125,9 @@ class GraphDecoder:
     def column(self, field: str, key: str) -> tuple[str, Any, Any]:
         """Attribute ``key`` as a GraphList column ``(kind, values, ptr)``."""
         a = self.spec(field, key)
+        if a["kind"] == "coded":
+            flat = self.flat(field, key)
+            return "rows", flat, read_ptr(self.arrays, a["ptr"], len(flat), self.n)
         if (a["kind"] == "tensor" and a["torch"] and a["dtype"] != "bfloat16"
                 and a["layout"] != "scalar" and "present" not in a
                 and "container" not in a):
@@ -104,6 +148,13 @@ class GraphDecoder:
             blob = arrays[a["data"]]
             names = decode_strings(blob, read_ptr(arrays, a["offsets"], blob.size))
             ptr = read_ptr(arrays, a["ptr"], len(names), n).tolist()
+            values = [names[ptr[i]:ptr[i + 1]] for i in range(n)]
+        elif kind == "coded_names":
+            blob = arrays[a["data"]]
+            table = decode_strings(blob, read_ptr(arrays, a["offsets"], blob.size))
+            codes = self._codes(a, len(table))
+            ptr = read_ptr(arrays, a["ptr"], codes.size, n).tolist()
+            names = [table[c] for c in codes.tolist()]
             values = [names[ptr[i]:ptr[i + 1]] for i in range(n)]
         elif kind == "scalars":
             cast = {"bool": bool, "int": int, "float": float}[a["python"]]
@@ -135,5 +186,20 @@ class GraphDecoder:
         return values
 
     def graphs(self, field: str) -> GraphList:
-        """The graphs of ``field``."""
-        return GraphList({key: self.column(field, key) for key in self.specs[field]["attrs"]})
+        """The graphs of ``field`` (the fused ones rebuilt when the writer did not store them)."""
+        if field in self._graphs:
+            return self._graphs[field]
+        spec = self.specs[field]
+        if spec["kind"] == "fused":
+            if field != "graphs":
+                raise ValueError(f"{field!r} cannot be rebuilt by fusion")
+            sides = [self.graphs(f) if f in self.specs and self.specs[f]["kind"] == "graphs"
+                     else None for f in ("visual_graphs", "report_graphs")]
+            out = rebuild_fused(spec, *sides)
+        else:
+            order = spec.get("order", sorted(spec["attrs"]))
+            if sorted(order) != sorted(spec["attrs"]):
+                raise ValueError(f"the order {order!r} does not list the attributes")
+            out = GraphList({key: self.column(field, key) for key in order})
+        self._graphs[field] = out
+        return out

@@ -2,10 +2,14 @@
 
 Each graph attribute is stored once for all studies: tensors as one flat array with offsets
 (edges as local node indices, each graph's block sources then targets, as GraphList holds
-them), strings as UTF-8 with offsets, numbers as one array. Two repeats are not stored
-again: the fused graphs' attributes equal to the visual or report graphs' (a reference),
-and the fused graphs' ``x`` / ``pos`` that GraphFuser builds from them (rebuilt on load by
-:mod:`neural_sk.io.graph_decoder`).
+them), strings as UTF-8 with offsets, numbers as one array. What is rebuilt exactly is not
+stored (see :mod:`neural_sk.io.derived`): the fused graphs, when
+:func:`~neural_sk.graphs.fuse_graphs` makes them from the stored visual and report graphs
+(else, as in format version 1, their attributes equal to the visual or report graphs' are
+references and their ``x`` / ``pos`` are rebuilt), and grid positions that follow from the
+patch ids. Categorical node attributes (the report graphs' findings) are one code per node
+into a table stored once (:mod:`neural_sk.io.categorical`). With ``feature_dtype="int8"``
+the node features ``x`` are quantised with one scale per study.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from ..graphs import GraphList, offsets
+from .categorical import Coded, code_nodes
 from .columns import Writer
-from .format import compact_int, encode_strings, to_numpy
+from .derived import fused_strategy, grid_positions
+from .format import compact_int, encode_strings, quantise_int8, to_numpy
 
 __all__ = ["GraphEncoder"]
 
@@ -30,21 +36,87 @@ class GraphEncoder:
     """Stores graph fields through a :class:`~neural_sk.io.columns.Writer`, in pipeline
     order (visual, report, fused), so the fused graphs can refer to the others."""
 
-    def __init__(self, writer: Writer, feature_dtype: str) -> None:
-        self.w, self.feature_dtype = writer, feature_dtype
+    def __init__(self, writer: Writer, feature_dtype: str,
+                 grid_shape: tuple[int, int] | None = None) -> None:
+        self.w, self.feature_dtype, self.grid_shape = writer, feature_dtype, grid_shape
         # (field, key) -> the attribute's values, to find repeats in the fused graphs.
         self.cache: dict[tuple[str, str], tuple] = {}
+        # field -> the graphs as given: what the fused graphs are rebuilt from.
+        self.given: dict[str, GraphList] = {}
+        # field -> the stored spec of its patch ids (for a keep mask rebuilt from them).
+        self.patch_ids: dict[str, dict] = {}
 
     def add(self, field: str, graphs: GraphList, ids: np.ndarray) -> dict:
         """Store one graph field; returns its spec for the metadata."""
+        self.given[field] = graphs
+        if field == "graphs":
+            strategy = fused_strategy(graphs, self.given.get("visual_graphs"),
+                                      self.given.get("report_graphs"))
+            if strategy is not None:  # rebuilt on load by fuse_graphs: nothing to store
+                return {"kind": "fused", "strategy": strategy}
+        coded = code_nodes(graphs)
         node_type = None
         if field == "graphs" and "node_type" in graphs.keys:
             values, ptr = graphs.flat("node_type")
             if ptr is not None:
                 node_type = np.asarray(values).reshape(-1).astype(np.int64)
-        attrs = {key: self._attribute(field, key, graphs, ids, node_type)
-                 for key in graphs.keys}
-        return {"kind": "graphs", "attrs": attrs}
+        attrs = {}
+        for key in graphs.keys:
+            if coded is not None and key in coded.keys:
+                attrs[key] = self._coded(field, key, graphs, coded)
+            elif key == "pos" and self._grid_pos(graphs):
+                counts = np.diff(graphs.flat("pos")[1])
+                attrs[key] = {"kind": "tensor", "layout": "grid_pos", "shape": [2],
+                              "dtype": graphs.flat("pos")[0].dtype.name, "torch": True,
+                              "ptr": self.w.add_ptr(f"{field}/pos.ptr", counts, field)}
+            else:
+                attrs[key] = self._attribute(field, key, graphs, ids, node_type)
+        if attrs.get("patch_id", {}).get("layout") == "rows" and "data" in attrs["patch_id"]:
+            self.patch_ids[field] = attrs["patch_id"]
+        # The metadata's JSON sorts its keys: the attributes' order is kept here.
+        return {"kind": "graphs", "attrs": attrs, "order": list(graphs.keys)}
+
+    def _grid_pos(self, graphs: GraphList) -> bool:
+        """True when ``pos`` is the grid (row, col) of ``patch_id`` (rebuilt on load)."""
+        if self.grid_shape is None or "patch_id" not in graphs.keys:
+            return False
+        pos, ptr = graphs.flat("pos")
+        pid, pid_ptr = graphs.flat("patch_id")
+        if ptr is None or pid_ptr is None or not np.array_equal(ptr, pid_ptr):
+            return False
+        pos, pid = np.asarray(pos), np.asarray(pid)
+        if pos.ndim != 2 or pos.shape[1] != 2 or pos.dtype.kind not in "fiu" or \
+                pid.ndim != 1 or pid.dtype.kind not in "iu":
+            return False
+        return bool(np.array_equal(pos, grid_positions(pid, self.grid_shape[1], pos.dtype)))
+
+    def _coded(self, field: str, key: str, graphs: GraphList, coded: Coded) -> dict:
+        """One categorical attribute: the shared per-node codes and this attribute's table."""
+        w = self.w
+        codes_name = f"{field}/nodes.code"
+        if codes_name not in w.arrays:
+            stored = compact_int(coded.codes)
+            w.add(codes_name, stored, field,
+                  (coded.counts * stored.itemsize).astype(np.float64))
+        spec: dict[str, Any] = {"codes": codes_name,
+                                "ptr": w.add_ptr(f"{field}/nodes.ptr", coded.counts, field)}
+        name = f"{field}/{key}.table"
+        if key == "node_names":
+            blob, offs, _ = encode_strings(coded.names)
+            spec.update(kind="coded_names", data=w.add(name, blob, field),
+                        offsets=w.add(name + ".offsets", compact_int(offs), field))
+            return spec
+        values = np.asarray(graphs.flat(key)[0])
+        table = values[coded.rows]
+        spec.update(kind="coded", dtype=values.dtype.name, torch=True,
+                    shape=list(values.shape[1:]))
+        if table.ndim == 2 and table.size and np.isin(table, (0, 1)).all():
+            table = np.packbits(table.astype(bool), axis=1)  # one-hot rows: bits
+            spec["encoding"] = "bits"
+        elif np.issubdtype(table.dtype, np.integer):
+            table = compact_int(table)
+        spec["table"] = w.add(name, table, field)
+        return spec
 
     def _attribute(self, field: str, key: str, graphs: GraphList, ids: np.ndarray,
                    node_type: np.ndarray | None) -> dict:
@@ -197,6 +269,14 @@ class GraphEncoder:
             # One-hot or binary features (the report graphs'): one bit each, exactly.
             stored = np.packbits(flat.astype(bool), axis=1)
             spec["encoding"] = "bits"
+        elif floating and key == "x" and self.feature_dtype == "int8":
+            if not np.isfinite(flat).all():
+                i = int(np.searchsorted(offsets(counts), int(np.argmax(
+                    ~np.isfinite(flat.reshape(len(flat), -1)).all(axis=1))), side="right")) - 1
+                raise ValueError(f"{field}[{i}] (study {ids[i]!r}) has non-finite node "
+                                 "features; int8 features need finite values")
+            stored, scale = quantise_int8(flat, counts)
+            spec.update(encoding="int8", scale=w.add_rows(name + ".scale", scale, field))
         elif floating and key == "x":
             stored = flat.astype(self.feature_dtype, copy=False)
         elif (floating and flat.size and np.isfinite(flat).all() and flat.min() >= 0
@@ -267,3 +347,4 @@ class GraphEncoder:
         return (np.array_equal(f_v[:, :dv], v) and not f_v[:, dv:].any()
                 and not f_r[:, :dv].any() and np.array_equal(f_r[:, dv:dv + dr], r)
                 and bool((f_r[:, -1] == 1).all()))
+

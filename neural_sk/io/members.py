@@ -24,7 +24,8 @@ import numpy as np
 from .errors import ArchiveError
 from .format import META_NAME
 
-__all__ = ["META_MAX_BYTES", "member_budget", "open_file", "read_meta", "read_arrays"]
+__all__ = ["META_MAX_BYTES", "member_budget", "open_file", "KnownTail", "read_meta",
+           "read_arrays"]
 
 META_MAX_BYTES = 8 << 20
 # Uncompressed bytes an archive may hold per byte of file: far above what numeric arrays
@@ -49,6 +50,33 @@ def open_file(path: Path, *, follow_symlinks: bool = True) -> BinaryIO:
     if not follow_symlinks:
         flags |= getattr(os, "O_NOFOLLOW", 0)
     return os.fdopen(os.open(path, flags), "rb")
+
+
+class KnownTail:
+    """A shard's file handle for :class:`zipfile.ZipFile` that does not read the 64 KiB
+    before the end record.
+
+    A ZIP with a comment (the checksum trailer) makes ``zipfile`` read the last 64 KiB of
+    the file to search for its end record: most of a small shard, a sizeable share of any
+    read of a few fields. The trailer's length is fixed and checked first, so the end
+    record's place is known: a whole-rest read from before it gets zeros (which hold no
+    record signature) up to the last ``tail`` bytes, then those bytes from the file; every
+    other call goes to the file as it is.
+    """
+
+    def __init__(self, fh: BinaryIO, size: int, tail: int) -> None:
+        self._fh, self._start = fh, max(size - tail, 0)
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            pos = self._fh.tell()
+            if pos < self._start:
+                self._fh.seek(self._start)
+                return bytes(self._start - pos) + self._fh.read()
+        return self._fh.read(n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
 
 
 def read_meta(zf: zipfile.ZipFile, shown: str) -> dict:

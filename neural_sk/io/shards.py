@@ -19,17 +19,19 @@ import numpy as np
 
 from .._version import __version__
 from ..studies import PER_STUDY_FIELDS, StudySet
-from .checksums import TRAILER_PLACEHOLDER, check_trailer, payload_digest, write_trailer
-from .columns import (Writer, read_ragged, read_strings, stored_dtype, unpack_bits,
-                      writable)
+from .checksums import (TRAILER_LEN, TRAILER_PLACEHOLDER, check_trailer, payload_digest,
+                        write_trailer)
+from .columns import (Writer, read_ptr, read_ragged, read_strings, stored_dtype,
+                      unpack_bits, writable)
 from .errors import ArchiveError
-from .format import (ACCOUNTING, FORMAT, FORMAT_VERSION, GRAPH_FIELDS, META_NAME, compact_int,
-                     jsonable)
+from .derived import mask_from_patch_ids
+from .format import (ACCOUNTING, FORMAT, FORMAT_VERSION, GRAPH_FIELDS, META_NAME,
+                     READABLE_VERSIONS, compact_int, jsonable, quantise_int8)
 from .graph_decoder import GraphDecoder
 from .graph_encoder import GraphEncoder
-from .members import open_file, read_arrays, read_meta
+from .members import KnownTail, open_file, read_arrays, read_meta
 
-__all__ = ["encode_studies", "decode_studies", "write_shard", "read_shard", "fsync_dir"]
+__all__ = ["collect_members", "encode_studies", "decode_studies", "write_shard", "read_shard", "fsync_dir"]
 
 # Fixed ZIP timestamps make the same StudySet give the same bytes.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -61,8 +63,16 @@ def _field_spec(w: Writer, graphs: GraphEncoder, studies: StudySet, field: str,
         return {"kind": "dense", "data": w.add_rows(field, arr, field), "dtype": arr.dtype.name}
     if field == "patch_features":
         arr = np.asarray(value)
+        if feature_dtype == "int8" and arr.ndim == 3 and np.isfinite(arr).all():
+            q, scale = quantise_int8(arr.reshape(-1, arr.shape[2]),
+                                     np.full(len(arr), arr.shape[1]))
+            return {"kind": "dense", "dtype": arr.dtype.name, "encoding": "int8",
+                    "data": w.add_rows(field, q.reshape(arr.shape), field),
+                    "scale": w.add_rows(field + ".scale", scale, field)}
+        stored = arr.astype("float16" if feature_dtype == "int8" else feature_dtype,
+                            copy=False)
         return {"kind": "dense", "dtype": arr.dtype.name,
-                "data": w.add_rows(field, arr.astype(feature_dtype, copy=False), field)}
+                "data": w.add_rows(field, stored, field)}
     if field == "keep_mask":
         arr = np.asarray(value, dtype=bool)
         if arr.ndim != 2:
@@ -78,6 +88,26 @@ def _field_spec(w: Writer, graphs: GraphEncoder, studies: StudySet, field: str,
     raise ValueError(f"cannot store field {field!r}")  # pragma: no cover - all handled above
 
 
+def collect_members(studies: StudySet, fields: Sequence[str], feature_dtype: str,
+                    extra: Any = None) -> tuple[Writer, dict, Any]:
+    """The writer holding an archive's members (and the bytes each study owes each field
+    and member), the fields' specs and the pixels' metadata: what :func:`encode_studies`
+    writes, without writing it."""
+    n = len(studies)
+    w = Writer(n)
+    graphs = GraphEncoder(w, feature_dtype, studies.grid_shape)
+    meta_fields: dict[str, Any] = {"ids": _ids_spec(w, studies.ids)}
+    for field in fields:
+        if field != "ids":
+            meta_fields[field] = _field_spec(w, graphs, studies, field, feature_dtype)
+            # A field rebuilt on load still has its column (of zeros) in the accounting.
+            w.per_study.setdefault(field, np.zeros(n, dtype=np.float64))
+    if "keep_mask" in meta_fields and "visual_graphs" in graphs.patch_ids:
+        _mask_from_graphs(w, meta_fields, graphs.patch_ids["visual_graphs"], studies.keep_mask)
+    pixel_meta = extra(w) if extra is not None else None
+    return w, meta_fields, pixel_meta
+
+
 def encode_studies(studies: StudySet, fields: Sequence[str], feature_dtype: str,
                    extra: Any = None) -> tuple[dict[str, np.ndarray], dict]:
     """The members and metadata of an archive of ``fields`` (in pipeline order).
@@ -86,13 +116,7 @@ def encode_studies(studies: StudySet, fields: Sequence[str], feature_dtype: str,
     metadata, stored as ``meta["pixels"]``.
     """
     n = len(studies)
-    w = Writer(n)
-    graphs = GraphEncoder(w, feature_dtype)
-    meta_fields: dict[str, Any] = {"ids": _ids_spec(w, studies.ids)}
-    for field in fields:
-        if field != "ids":
-            meta_fields[field] = _field_spec(w, graphs, studies, field, feature_dtype)
-    pixel_meta = extra(w) if extra is not None else None
+    w, meta_fields, pixel_meta = collect_members(studies, fields, feature_dtype, extra)
     # Bytes each study owes each field (the accounting array itself is overhead).
     accounting = list(w.per_study)
     table = np.stack([np.round(w.per_study[f]) for f in accounting], axis=1) if accounting \
@@ -118,6 +142,25 @@ def encode_studies(studies: StudySet, fields: Sequence[str], feature_dtype: str,
     return arrays, meta
 
 
+def _mask_from_graphs(w: Writer, meta_fields: dict, patch_spec: Mapping,
+                      keep_mask: np.ndarray) -> None:
+    """Drop the stored keep mask when the visual graphs' patch ids rebuild it exactly."""
+    mask = np.asarray(keep_mask, dtype=bool)
+    pid = np.asarray(w.arrays[patch_spec["data"]])
+    counts = np.diff(w.arrays[patch_spec["ptr"]].astype(np.int64))
+    if (mask.ndim != 2 or len(counts) != len(mask) or pid.ndim != 1
+            or (pid.size and int(pid.max()) >= mask.shape[1])
+            or not np.array_equal(mask.sum(axis=1), counts)
+            or not np.array_equal(mask_from_patch_ids(pid, counts, mask.shape[1]), mask)):
+        return
+    spec = meta_fields["keep_mask"]
+    for name in (spec["data"],):
+        w.per_study["keep_mask"] -= w.per_member.pop(name)
+        del w.arrays[name]
+    meta_fields["keep_mask"] = {"kind": "patch_ids", "n_patches": int(mask.shape[1]),
+                                "data": patch_spec["data"], "ptr": patch_spec["ptr"]}
+
+
 def decode_studies(meta: Mapping, arrays: Mapping[str, np.ndarray],
                    fields: Iterable[str] | None, shown: str = "the archive") -> StudySet:
     """The StudySet of ``fields`` (all stored ones when None) from an archive's members.
@@ -137,7 +180,7 @@ def decode_studies(meta: Mapping, arrays: Mapping[str, np.ndarray],
         raise ValueError(f"field(s) {sorted(absent)} are not in this archive "
                          f"(it holds {sorted(specs)})")
     values: dict[str, Any] = {}
-    graphs = GraphDecoder(arrays, specs, n)
+    graphs = GraphDecoder(arrays, specs, n, grid)
     for field in (f for f in specs if f in wanted):
         try:
             values[field] = value = _decode_field(field, specs[field], arrays, n, graphs)
@@ -188,12 +231,23 @@ def _decode_field(field: str, spec: Mapping, arrays: Mapping[str, np.ndarray], n
     if kind == "strings":
         return read_strings(arrays, spec, n)
     if kind == "dense":
-        return writable(arrays[spec["data"]].astype(stored_dtype(spec["dtype"]), copy=False))
+        data = arrays[spec["data"]]
+        if spec.get("encoding") == "int8":
+            scale = arrays[spec["scale"]].astype(np.float64).reshape(-1)
+            data = data * scale.reshape(-1, *([1] * (data.ndim - 1)))
+        return writable(data.astype(stored_dtype(spec["dtype"]), copy=False))
     if kind == "bits":
         return unpack_bits(arrays[spec["data"]], spec["n_patches"]).astype(bool)
+    if kind == "patch_ids":
+        pid = arrays[spec["data"]]
+        counts = np.diff(read_ptr(arrays, spec["ptr"], pid.size, n))
+        n_patches = spec["n_patches"]
+        if not isinstance(n_patches, int) or (pid.size and int(pid.max()) >= n_patches):
+            raise ValueError(f"patch ids do not fit {n_patches!r} patches")
+        return mask_from_patch_ids(pid, counts, n_patches)
     if kind == "ragged":
         return read_ragged(arrays, spec, n)
-    if kind == "graphs":
+    if kind in ("graphs", "fused"):
         return graphs.graphs(field)
     raise ValueError(f"unknown field kind {kind!r}")
 
@@ -227,7 +281,8 @@ def write_shard(path: Path, members: Mapping[str, np.ndarray], meta: Mapping,
                     with zf.open(info, "w", force_zip64=arr.nbytes > (1 << 30)) as out:
                         np.lib.format.write_array(out, arr, allow_pickle=False)
                 info = zipfile.ZipInfo(META_NAME, date_time=_ZIP_DATE)
-                info.compress_type = method
+                # The metadata is JSON, a few kB per shard: deflated it costs a quarter.
+                info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, meta_bytes)
                 zf.comment = TRAILER_PLACEHOLDER
             digest = write_trailer(fh)
@@ -270,7 +325,8 @@ def read_shard(path: Path, *, follow_symlinks: bool = True,
         check_trailer(fh, shown, verify=fields is None)
         size = fh.seek(0, os.SEEK_END)
         try:
-            with zipfile.ZipFile(fh) as zf:
+            # The end record (22 bytes) then the checksum trailer close the file.
+            with zipfile.ZipFile(KnownTail(fh, size, 22 + TRAILER_LEN)) as zf:
                 meta = read_meta(zf, shown)
                 _check_format(meta, shown)
                 names = None if fields is None else _members_for(meta, fields, shown)
@@ -314,7 +370,8 @@ def _check_format(meta: Mapping, shown: str) -> None:
     if meta.get("format") != FORMAT:
         raise ArchiveError(f"{shown} is not a neural_sk archive (format {meta.get('format')!r})")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version not in READABLE_VERSIONS:
         raise ArchiveError(
             f"{shown} has format version {version!r}; this neural_sk "
-            f"({__version__}) reads versions up to {FORMAT_VERSION}: upgrade neural_sk")
+            f"({__version__}) reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}: upgrade neural_sk")

@@ -1,7 +1,8 @@
 """Bytes: what an archive stores per study for a kept graph, and what the image itself costs.
 
-:func:`graph_nbytes` / :func:`kept_graph_bytes` count what an archive stores per study for a
-kept graph at a stated dtype; :func:`image_nbytes` and :func:`source_nbytes` give the image's
+:func:`graph_nbytes` / :func:`kept_graph_bytes` ask :mod:`neural_sk.io` what the archive
+writes per study for a kept graph at a stated dtype (one count of bytes: no second model of
+the format); :func:`image_nbytes` and :func:`source_nbytes` give the image's
 own cost (as lossless PNG, and as the file on disk). The share of patches dropped is
 :func:`neural_sk.metrics.patch_reduction`, which is not a byte count.
 """
@@ -15,110 +16,66 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["graph_nbytes", "kept_graph_bytes", "image_nbytes", "source_nbytes"]
+__all__ = ["graph_nbytes", "kept_graph_bytes", "archive_bytes_per_study", "image_nbytes",
+           "source_nbytes"]
 
 
-_FLOAT_SIZES = {"bfloat16": 2}
+# Storage types a caller may name and the archive type that stores them (bfloat16 has the
+# bytes of float16; 8-bit features are the archive's int8 with a per-study scale).
+_ARCHIVE_DTYPES = {"float16": "float16", "bfloat16": "float16", "float32": "float32",
+                   "int8": "int8", "uint8": "int8"}
 
 
-def _itemsize(dtype: Any) -> int:
-    if isinstance(dtype, str) and dtype in _FLOAT_SIZES:
-        return _FLOAT_SIZES[dtype]
-    try:
-        return np.dtype(dtype).itemsize
-    except TypeError:
-        raise ValueError(f"unknown dtype {dtype!r}") from None
-
-
-def _uint_size(max_value: int) -> int:
-    """Bytes of the smallest unsigned type holding ``max_value`` (uint8/uint16/uint32/uint64)."""
-    for size in (1, 2, 4):
-        if max_value < 256**size:
-            return size
-    return 8
-
-
-def _int_size(lo: int, hi: int) -> int:
-    if lo >= 0:
-        return _uint_size(hi)
-    for size in (1, 2, 4):
-        bound = 2 ** (8 * size - 1)
-        if -bound <= lo and hi < bound:
-            return size
-    return 8
+def _archive_dtype(dtype: Any) -> str:
+    name = dtype if isinstance(dtype, str) else getattr(np.dtype(dtype), "name", str(dtype))
+    if name not in _ARCHIVE_DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; the archive stores features as "
+                         f"{sorted(_ARCHIVE_DTYPES)}")
+    return _ARCHIVE_DTYPES[name]
 
 
 def graph_nbytes(graph: Any, dtype: Any = "float16", *, attrs: Iterable[str] | None = None) -> int:
-    """Count the bytes an archive stores for one graph, with compact types.
+    """Count the bytes an archive stores for one graph: what :func:`neural_sk.io.save_studies`
+    writes for it (the same encoder, through :func:`neural_sk.io.studies_nbytes`).
 
-    Counts the graph's tensors (torch or NumPy) as they would be written:
-
-    - floating-point tensors (``x``, ``attention``...) at ``dtype``, except ``pos``;
-    - ``edge_index`` in the smallest integer type that holds a node index (uint8 up to 256
-      nodes, uint16 up to 65,536, then uint32);
-    - ``pos`` (integer grid coordinates, even when stored as floats) in the smallest
-      unsigned type holding the largest coordinate (uint8 for any grid up to 256 x 256);
-      non-integer positions are counted at ``dtype``;
-    - other integer tensors (``patch_id``, ``node_type``...) in the smallest type
-      holding their range; booleans as one byte each.
-
-    Strings (``node_names``) and scalars are not counted: report text is accounted for
-    separately.
+    The archive stores node features ``x`` at ``dtype``; ``edge_index`` as local node
+    indices in the smallest unsigned type (uint8 up to 256 nodes); integer-valued tensors
+    (grid positions, patch ids) in the smallest integer type; other floats as they are; and
+    each attribute's offsets. Strings count their UTF-8 bytes.
 
     Parameters
     ----------
-    graph : torch_geometric.data.Data or mapping of name -> array
-        The graph (visual, report or fused).
+    graph : torch_geometric.data.Data
+        The graph (stored as a one-study archive's visual graphs).
     dtype : str or numpy dtype, default="float16"
-        Storage type of floating-point tensors (``"float32"``, ``"float16"``,
-        ``"bfloat16"``, ``"uint8"`` for 8-bit quantised features...).
+        Storage type of ``x``: ``"float16"``, ``"float32"`` or ``"int8"`` (one scale per
+        study); ``"bfloat16"`` counts as float16 and ``"uint8"`` as int8.
     attrs : iterable of str, default=None
-        Only count these attributes (e.g. ``("x", "edge_index", "pos")``); all tensors
-        when None.
+        Only count the arrays of these attributes (each with its offsets); all when None.
 
     Returns
     -------
     int
-        Bytes of the counted tensors.
+        Bytes of the counted arrays.
 
     Examples
     --------
     >>> import torch
     >>> from torch_geometric.data import Data
-    >>> g = Data(x=torch.zeros(3, 8), edge_index=torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]),
-    ...          pos=torch.tensor([[0., 0.], [0., 1.], [0., 2.]]))
-    >>> graph_nbytes(g)                     # 3*8*2 + 8*1 + 6*1
-    62
-    >>> graph_nbytes(g, dtype="float32")    # 3*8*4 + 8 + 6
-    110
+    >>> g = Data(x=torch.full((3, 8), 0.5), edge_index=torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]))
+    >>> graph_nbytes(g, attrs=("x",))                  # 3*8 float16, 2 uint8 offsets
+    50
+    >>> graph_nbytes(g, "float32", attrs=("x",))       # 3*8 float32, 2 uint8 offsets
+    98
     """
-    float_size = _itemsize(dtype)
-    wanted = None if attrs is None else set(attrs)
-    items = graph.items() if hasattr(graph, "items") else iter(graph)
-    num_nodes = getattr(graph, "num_nodes", None)
-    total = 0
-    for name, value in items:
-        if wanted is not None and name not in wanted:
-            continue
-        if hasattr(value, "detach"):  # torch tensor
-            value = value.detach().cpu().numpy()
-        if not isinstance(value, np.ndarray) or value.dtype == object:
-            continue
-        size = value.size
-        if size == 0:
-            continue
-        if name == "edge_index":
-            nodes = int(num_nodes) if num_nodes is not None else int(value.max()) + 1
-            total += size * _uint_size(max(nodes - 1, 0))
-        elif name == "pos" and np.all(value >= 0) and np.all(np.mod(value, 1) == 0):
-            total += size * _uint_size(int(value.max()))
-        elif value.dtype == bool:
-            total += size
-        elif np.issubdtype(value.dtype, np.integer):
-            total += size * _int_size(int(value.min()), int(value.max()))
-        else:
-            total += size * float_size
-    return int(total)
+    return int(kept_graph_bytes([graph], dtype, attrs=attrs)[0])
+
+
+def _member_of(name: str, fields: tuple[str, ...], attrs: set[str] | None) -> bool:
+    field, _, rest = name.partition("/")
+    if field not in fields:
+        return False
+    return attrs is None or rest.split(".")[0] in attrs
 
 
 def kept_graph_bytes(
@@ -128,17 +85,20 @@ def kept_graph_bytes(
     field: str = "visual_graphs",
     attrs: Iterable[str] | None = None,
 ) -> np.ndarray:
-    """Per-study bytes of the kept graphs, as :func:`graph_nbytes` counts them.
+    """Per-study bytes of the kept graphs in an archive: what
+    :func:`neural_sk.io.save_studies` writes for them (:func:`neural_sk.io.studies_nbytes`).
 
     Parameters
     ----------
     studies : StudySet or list of graphs
-        The pruned studies, or their graphs.
+        The pruned studies, or their graphs (counted as visual graphs).
     dtype : str or numpy dtype, default="float16"
-        Storage type of floating-point tensors, as in :func:`graph_nbytes`.
+        Storage type of the node features, as in :func:`graph_nbytes`.
     field : {"visual_graphs", "graphs", "report_graphs"}, default="visual_graphs"
         Which StudySet field to count (ignored for a list). The visual graph is the image's
-        compressed form; the fused ``graphs`` add the report nodes.
+        compressed form. The fused ``graphs`` cost what storing them takes: with the visual
+        and report graphs they are rebuilt from, those graphs' bytes (the fused ones add
+        none); alone, their own.
     attrs : iterable of str, default=None
         As in :func:`graph_nbytes`.
 
@@ -151,19 +111,72 @@ def kept_graph_bytes(
     --------
     >>> import torch
     >>> from torch_geometric.data import Data
-    >>> g = Data(x=torch.zeros(2, 4), edge_index=torch.tensor([[0, 1], [1, 0]]))
-    >>> kept_graph_bytes([g, g], dtype="float32")
-    array([36, 36])
+    >>> g = Data(x=torch.full((2, 4), 0.5), edge_index=torch.tensor([[0, 1], [1, 0]]))
+    >>> kept_graph_bytes([g, g], dtype="float32")  # x 32, edges 4, offsets 3 / 2 studies
+    array([38, 38])
     """
+    from ..io import studies_nbytes
+    from ..studies import StudySet
+
     if isinstance(studies, (list, tuple)):
-        graphs = studies
-    else:
-        graphs = getattr(studies, field, None)
-        if graphs is None:
-            raise ValueError(
-                f"the StudySet has no {field!r}; run the step that builds them first"
-            )
-    return np.array([graph_nbytes(g, dtype, attrs=attrs) for g in graphs], dtype=np.int64)
+        studies, field = StudySet(visual_graphs=list(studies)), "visual_graphs"
+    elif getattr(studies, field, None) is None:
+        raise ValueError(
+            f"the StudySet has no {field!r}; run the step that builds them first"
+        )
+    fields: tuple[str, ...] = (field,)
+    if field == "graphs":
+        fields = tuple(f for f in ("visual_graphs", "report_graphs")
+                       if getattr(studies, f) is not None) + fields
+    frame = studies_nbytes(studies, fields=fields, feature_dtype=_archive_dtype(dtype),
+                           members=True)
+    wanted = None if attrs is None else set(attrs)
+    columns = [c for c in frame.columns if _member_of(c, fields, wanted)]
+    return frame[columns].sum(axis=1).to_numpy(dtype=np.int64)
+
+
+def archive_bytes_per_study(studies: Any, *, fields: Iterable[str] | None = None,
+                            feature_dtype: str = "float16") -> dict:
+    """Mean bytes per study of the archive file that :func:`neural_sk.io.save_studies` writes
+    for ``studies`` (written to a temporary folder and measured, then removed).
+
+    Parameters
+    ----------
+    studies : StudySet
+    fields : iterable of str, default=None
+        The fields stored; by default what ``neural-sk compress`` stores (the graphs, from
+        which the keep mask and the fused graphs are rebuilt).
+    feature_dtype : {"float16", "float32", "int8"}, default="float16"
+
+    Returns
+    -------
+    dict
+        ``file`` (the file's bytes per study, headers and metadata included), ``payload``
+        (the studies' arrays only) and one entry per stored field, each a mean per study.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neural_sk import StudySet
+    >>> s = StudySet(attention=np.full((4, 16), 1 / 16, np.float32))
+    >>> got = archive_bytes_per_study(s)
+    >>> got["attention"], got["file"] > got["payload"]
+    (64.0, True)
+    """
+    import tempfile
+
+    from ..io import archive_nbytes, save_studies
+    from ..io.format import lean_fields
+
+    n = max(len(studies), 1)
+    with tempfile.TemporaryDirectory(prefix="neural_sk_bytes_") as tmp:
+        path = os.path.join(tmp, "studies.npz")
+        save_studies(path, studies, feature_dtype=feature_dtype,
+                     fields=lean_fields(studies) if fields is None else fields)
+        acc = archive_nbytes(path)
+    out = {"file": acc["file_bytes"] / n, "payload": acc["payload_bytes"] / n}
+    out.update({field: value / n for field, value in acc["fields"].items()})
+    return out
 
 
 def image_nbytes(image: Any, format: str = "png") -> int:

@@ -36,6 +36,30 @@ def _present(entities: list, observations: Sequence[str]) -> tuple[np.ndarray, l
     return found, where
 
 
+_SIDES = ("right", "left", "bilateral")
+_LEVELS = {"upper": "upper", "apex": "upper", "mid": "mid", "middle": "mid", "lingula": "mid",
+           "lower": "lower", "base": "lower", "costophrenic": "lower"}
+
+
+def _side_level(place: str) -> tuple[str | None, str | None]:
+    """The side and the level (upper / mid / lower) an anatomy label names, where it does.
+
+    "right-lower-lobe", "right-lower-zone" and "right-base" are all ("right", "lower");
+    "lingula" is ("left", "mid").
+    """
+    words = place.split("-")
+    side = next((w for w in words if w in _SIDES), "left" if place == "lingula" else None)
+    level = next((_LEVELS[w] for w in words if w in _LEVELS), None)
+    return side, level
+
+
+def _agree_side_level(generated: set, reference: set) -> bool:
+    """Some generated place has the side and level of some reference place (both named)."""
+    ref = {_side_level(p) for p in reference}
+    return any(side and level and (side, level) in ref
+               for side, level in map(_side_level, generated))
+
+
 def _repeats_a_sentence(report: str) -> bool:
     sentences = [" ".join(s.lower().split()) for s in _SENTENCE.findall(report or "")]
     sentences = [s for s in sentences if s]
@@ -67,7 +91,9 @@ def clinical_efficacy(generated: Sequence[str], reference: Sequence[str], *,
         observations present in at least one reference), ``per_observation`` (observation ->
         precision, recall, f1, support), ``location_agreement`` (of the findings present in
         both reports whose reference names an anatomy, the share where the generated report
-        names at least one of the same places; NaN when there is none), ``n_located``, and
+        names at least one of the same places; NaN when there is none), ``n_located``,
+        ``location_agreement_side_level`` (the same share when a sided place also counts as
+        its side and level: "right lower zone", "right base" and "right lower lobe" agree), and
         ``repeated_sentence_rate`` (share of generated reports that repeat a sentence).
 
     Examples
@@ -99,15 +125,18 @@ def clinical_efficacy(generated: Sequence[str], reference: Sequence[str], *,
                "f1": float(per[2][j]), "support": int(support[j])}
         for j, name in enumerate(observations)
     }
-    agree = [bool(places & pred_where[i][concept])
+    pairs = [(pred_where[i][concept], places)
              for i, found in enumerate(true_where) for concept, places in found.items()
              if places and concept in pred_where[i]]
+    agree = [bool(gen & ref) for gen, ref in pairs]
+    coarse = [bool(gen & ref) or _agree_side_level(gen, ref) for gen, ref in pairs]
     return {
         "precision": float(p), "recall": float(r), "f1": float(f),
         "macro_f1": float(per[2][support > 0].mean()) if support.any() else float("nan"),
         "per_observation": per_observation,
         "location_agreement": float(np.mean(agree)) if agree else float("nan"),
         "n_located": len(agree),
+        "location_agreement_side_level": float(np.mean(coarse)) if coarse else float("nan"),
         "repeated_sentence_rate": float(np.mean([_repeats_a_sentence(g) for g in generated]))
         if generated else float("nan"),
     }

@@ -8,7 +8,11 @@ import warnings
 import torch
 from torch.nn import functional as F
 
-__all__ = ["batch_loss", "warn_if_head_at_chance", "weighted_mean"]
+__all__ = ["FINDINGS_WEIGHT", "batch_loss", "classification_loss", "findings_loss",
+           "masked_bce", "warn_if_head_at_chance", "weighted_mean"]
+
+#: Weight of the report-guided findings loss (a mean binary cross-entropy over findings).
+FINDINGS_WEIGHT = 1.0
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -17,8 +21,47 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.T
     return (values * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
-def batch_loss(model, features, labels, targets, lesion, weights, config, device):
-    """Joint loss of one batch: generation + weight x classification - weight x grounding.
+def findings_loss(model, features, findings, weights):
+    """Binary cross-entropy of the report-guided head against the findings [B, K] read from
+    the reports (zero when the model has no such head)."""
+    logits = model.findings_logits(features)
+    if logits is None:
+        return torch.zeros((), device=features.device)
+    bce = F.binary_cross_entropy_with_logits(logits, findings.to(logits.device),
+                                             reduction="none").mean(1)
+    return weighted_mean(bce, weights)
+
+
+def masked_bce(logits: torch.Tensor, targets: torch.Tensor,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of multi-label logits [B, k], over the known entries only.
+
+    ``targets`` [B, 2, k] holds the 0/1 targets and each entry's weight (0 where the label
+    is unknown, see :func:`~neural_sk.models.targets.encode_multilabel`); ``weights`` [B]
+    weigh the studies. The mean is over the weighted known entries, so a study with two
+    known labels counts in two terms and one with none in no term.
+    """
+    y, entry = targets[:, 0].float(), targets[:, 1].float()
+    if weights is not None:
+        entry = entry * weights[:, None]
+    bce = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none")
+    return (bce * entry).sum() / entry.sum().clamp_min(1e-12)
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor,
+                        weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of class indices [B], or :func:`masked_bce` of multi-label targets."""
+    if targets.dim() == 3:
+        return masked_bce(logits, targets, weights)
+    if weights is None:
+        return F.cross_entropy(logits, targets)
+    return weighted_mean(F.cross_entropy(logits, targets, reduction="none"), weights)
+
+
+def batch_loss(model, features, labels, targets, lesion, weights, config, device,
+               findings=None):
+    """Joint loss of one batch: generation + weight x classification - weight x grounding
+    (+ the report-guided findings loss when ``findings`` [B, K] is given).
 
     ``weights`` [B] (or None) weigh each study's part of every term. Returns the loss
     tensor and the floats of its generation and classification parts.
@@ -31,14 +74,15 @@ def batch_loss(model, features, labels, targets, lesion, weights, config, device
     else:
         gen = torch.zeros((), device=device)
     loss = gen
+    if findings is not None:
+        loss = loss + FINDINGS_WEIGHT * findings_loss(model, features, findings, weights)
     cls_value = 0.0
     if targets is not None:
         targets = targets.to(device)
         logits, scores = model.patch_scores(features, config.method, targets)
-        if weights is None:
-            cls = F.cross_entropy(logits, targets)
-        else:
-            cls = weighted_mean(F.cross_entropy(logits, targets, reduction="none"), weights)
+        cls = classification_loss(logits, targets, weights)
+        if scores.dim() == 3:  # one map per label: the lesion column grounds their mean
+            scores = scores.mean(1)
         loss = loss + config.classification_weight * cls
         cls_value = cls.item()
         if lesion is not None:
@@ -52,6 +96,21 @@ def batch_loss(model, features, labels, targets, lesion, weights, config, device
     return loss, gen.item(), cls_value
 
 
+def _entropy(counts: torch.Tensor) -> float:
+    freq = counts[counts > 0] / counts.sum()
+    return float(-(freq * freq.log()).sum())
+
+
+def _multilabel_entropy(targets: torch.Tensor, w: torch.Tensor) -> float:
+    """The loss of a head that predicts each label's frequency: per-label binary entropies,
+    averaged as :func:`masked_bce` averages its entries."""
+    y, entry = targets[:, 0].double(), targets[:, 1].double() * w[:, None].double()
+    mass = entry.sum(0)
+    pos = ((y * entry).sum(0) / mass.clamp_min(1e-12)).clamp(1e-12, 1 - 1e-12)
+    per_label = -(pos * pos.log() + (1 - pos) * (1 - pos).log())
+    return float((per_label * mass).sum() / mass.sum().clamp_min(1e-12))
+
+
 def warn_if_head_at_chance(history: list[dict], targets: torch.Tensor,
                             weights: torch.Tensor | None, steps: int) -> None:
     """Warn when the last epoch's classification loss is no better than a constant guess.
@@ -62,9 +121,8 @@ def warn_if_head_at_chance(history: list[dict], targets: torch.Tensor,
     if not history:
         return
     w = torch.ones(len(targets)) if weights is None else weights.float().cpu()
-    freq = torch.bincount(targets.cpu(), weights=w).float()
-    freq = freq[freq > 0] / freq.sum()
-    chance = float(-(freq * freq.log()).sum())
+    chance = (_multilabel_entropy(targets.cpu(), w) if targets.dim() == 3
+              else _entropy(torch.bincount(targets.cpu(), weights=w).float()))
     last = history[-1]["classification"]
     if last > 0.9 * chance:
         warnings.warn(

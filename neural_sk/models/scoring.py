@@ -12,17 +12,23 @@ import numpy as np
 import torch
 
 from .encoders import normalize
+from .generation import check_decoder_options, drop_repeated_tail, generation_kwargs
 from .presets import uses_channels_last
 from .vlm import encode_reports
 
 __all__ = [
+    "clear_failed",
     "complete_reports",
     "content_token_mask",
     "finding_token_mask",
     "generate_text",
+    "head_proba",
+    "label_scores",
     "patch_features",
     "reduce_cross_attention",
     "reduce_heads",
+    "reduce_label_scores",
+    "score_buffers",
     "score_patches",
 ]
 
@@ -37,19 +43,30 @@ def patch_features(model, pixels: torch.Tensor, device) -> torch.Tensor:
     return model.encoder(pixels)
 
 
-def generate_text(model, tokenizer, features: torch.Tensor, max_tokens: int) -> list[str]:
-    """Reports written greedily by the decoder from patch features [B, P, d]."""
-    ids = model.generate(features, max_new_tokens=max_tokens)
-    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+def generate_text(model, tokenizer, features: torch.Tensor, max_tokens: int,
+                  options: dict | None = None) -> list[str]:
+    """Reports written by the decoder from patch features [B, P, d].
+
+    ``options`` are decoding options (:data:`~neural_sk.models.generation.DECODER_DEFAULTS`,
+    which fill in what is missing): beams, n-gram blocking, penalties, and whether a
+    sentence may repeat.
+    """
+    options = check_decoder_options(options)
+    ids = model.generate(features, max_new_tokens=max_tokens,
+                         **generation_kwargs(options, tokenizer))
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return [drop_repeated_tail(t) for t in texts] if options["no_repeat_sentence"] else texts
 
 
 def complete_reports(model, tokenizer, features: torch.Tensor, given: Sequence[str], *,
-                     max_tokens: int, generate_all: bool = False) -> list[str]:
+                     max_tokens: int, generate_all: bool = False,
+                     options: dict | None = None) -> list[str]:
     """The given reports, with a generated one wherever a report is blank (or everywhere)."""
     given = list(given)
     need = [k for k, r in enumerate(given) if generate_all or not r.strip()]
     if need:
-        for k, text in zip(need, generate_text(model, tokenizer, features[need], max_tokens)):
+        texts = generate_text(model, tokenizer, features[need], max_tokens, options)
+        for k, text in zip(need, texts):
             given[k] = text
     return given
 
@@ -126,10 +143,74 @@ def _normalized(scores: torch.Tensor) -> np.ndarray:
     return (scores / scores.sum(-1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
 
 
+def score_buffers(n: int, grid_shape, feature_dim: int, feature_dtype: str, n_labels: int = 0,
+                  keep_token_attention: bool = False) -> dict:
+    """The StudySet fields a scorer's ``transform`` fills batch by batch, allocated once."""
+    n_patches = int(grid_shape[0]) * int(grid_shape[1])
+    return {
+        "attention": np.empty((n, n_patches), dtype=np.float32),
+        "patch_features": np.empty((n, n_patches, feature_dim), dtype=feature_dtype),
+        "label_attention": (np.empty((n, n_labels, n_patches), dtype=np.float32)
+                            if n_labels else None),
+        "reports": [""] * n,
+        "token_attention": [None] * n if keep_token_attention else None,
+        "token_offsets": [None] * n if keep_token_attention else None,
+    }
+
+
+def clear_failed(out: dict, failed) -> None:
+    """Uniform attention and zero features for the studies that could not be read."""
+    rows = np.flatnonzero(np.asarray(failed, dtype=bool))
+    if not rows.size:
+        return
+    n_patches = out["attention"].shape[1]
+    out["attention"][rows] = 1.0 / n_patches
+    out["patch_features"][rows] = 0
+    if out["label_attention"] is not None:
+        out["label_attention"][rows] = 1.0 / n_patches
+
+
+def label_scores(model, features: torch.Tensor, method: str = "mil") -> np.ndarray | None:
+    """A multi-label head's maps, one per label [B, k, P] (rows sum to 1); None otherwise."""
+    if method == "cross_attention" or model.head is None or not model.multilabel:
+        return None
+    return _normalized(model.patch_scores(features, method)[1])
+
+
+def reduce_label_scores(scores, label="max"):
+    """One map per study from per-label maps [B, k, P]: their max or mean, or label ``label``
+    (a column index); rows sum to 1. A [B, P] map passes through.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> maps = np.array([[[0.5, 0.5, 0.0], [0.0, 0.2, 0.8]]])
+    >>> reduce_label_scores(maps, "max").round(3), reduce_label_scores(maps, 1)
+    (array([[0.278, 0.278, 0.444]]), array([[0. , 0.2, 0.8]]))
+    """
+    if scores.ndim == 2:
+        return scores
+    if label == "max":
+        scores = scores.max(1)
+    elif label == "mean":
+        scores = scores.mean(1)
+    else:
+        scores = scores[:, int(label)]
+    return scores / np.maximum(scores.sum(-1, keepdims=True), 1e-12)
+
+
+def head_proba(model, features: torch.Tensor) -> np.ndarray:
+    """Class probabilities of the head from all patches: softmax over classes [B, C], or one
+    sigmoid per label [B, k] for a multi-label head."""
+    logits = model.head(features)[0].float()
+    return (logits.sigmoid() if model.multilabel else logits.softmax(-1)).cpu().numpy()
+
+
 def score_patches(model, features: torch.Tensor, reports: Sequence[str], *, method: str = "mil",
                   tokenizer=None, max_tokens: int = 128, attention_layer: int = -1,
                   head_reduce: str = "mean", token_reduce: str = "mean",
-                  keep_token_attention: bool = False, warn_rows: Sequence | None = None):
+                  keep_token_attention: bool = False, warn_rows: Sequence | None = None,
+                  attention_label="max"):
     """One importance score per patch for a batch, as AttentionScorer's parameters ask.
 
     Parameters
@@ -147,6 +228,8 @@ def score_patches(model, features: torch.Tensor, reports: Sequence[str], *, meth
         Also return each study's per-token attention and the tokens' character offsets.
     warn_rows : sequence, optional
         Row labels, to name reports cut at ``max_tokens`` in a warning.
+    attention_label : "max", "mean" or int, default="max"
+        A multi-label head's maps reduced to one (see :func:`reduce_label_scores`).
 
     Returns
     -------
@@ -168,6 +251,8 @@ def score_patches(model, features: torch.Tensor, reports: Sequence[str], *, meth
                                         token_reduce=token_reduce, token_weights=token_weights)
     else:
         scores = model.patch_scores(features, method)[1]
+        if scores.dim() == 3:
+            scores = torch.as_tensor(reduce_label_scores(_normalized(scores), attention_label))
     if not keep_token_attention:
         return _normalized(scores), None, None
     per_token = reduce_heads(cross, head_reduce)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from .conditioning import report_findings
 from .encoders import normalize
 from .loading import BatchStream, FeatureRows, StudyImages, raise_image_error, resolve_num_workers
 from .losses import batch_loss, warn_if_head_at_chance
@@ -128,7 +130,8 @@ def _step(optimizer, scaler, model) -> None:
 def train_vision_language(model, sources, *, labels: torch.Tensor | None,
                           targets: torch.Tensor | None, lesion: torch.Tensor | None,
                           weights: torch.Tensor | None = None, config: TrainingConfig,
-                          generator: torch.Generator, device, index=None) -> list[dict]:
+                          generator: torch.Generator, device, index=None,
+                          reports: Sequence[str] | None = None) -> list[dict]:
     """Train ``model`` in place on ``device`` and leave it on the CPU.
 
     Parameters
@@ -146,6 +149,9 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
         Patches on the lesion, for the grounding loss (rows without any are left out).
     weights : Tensor [n] or None
         Per-study weights of the losses (sample and class weights); None weighs all alike.
+    reports : sequence of str or None
+        The training reports: a report-guided head (``model.conditioning == "findings"``)
+        learns the findings the labeler reads from them.
     config : TrainingConfig
     generator : torch.Generator
         Draws the batch order and each epoch's augmentation seed (every study's
@@ -166,6 +172,9 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
         num_workers=resolve_num_workers(config.num_workers, sources, config.batch_size, device))
     images = StudyImages(sources, config.image_size, jpeg_quality=config.train_jpeg_quality,
                          max_shift=config.max_shift)
+    findings = None
+    if reports is not None and getattr(model, "conditioning", "none") == "findings":
+        findings = report_findings(reports)
     model = model.to(device)
     optimizer = build_optimizer(model, config)
     scaler = grad_scaler(config.precision, device)
@@ -204,6 +213,7 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
                             None if targets is None else targets[idx],
                             None if lesion is None else lesion[idx],
                             None if weights is None else weights[idx], config, device,
+                            findings=None if findings is None else findings[idx],
                         )
                     scaler.scale(loss.float() / config.gradient_accumulation).backward()
                     step += 1

@@ -18,11 +18,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .conditioning import FINDINGS, FindingsConditioner, HeadConditioner
 from .encoders import VisionEncoder, build_encoder, resolve_local_dir
+from .generation import check_decoder_options
 from .presets import TINY_T5, uses_channels_last
 
 __all__ = [
     "GatedAttentionMIL",
+    "MultiLabelAttentionMIL",
     "VisionLanguageModel",
     "build_decoder",
     "build_vision_language_model",
@@ -65,6 +68,45 @@ class GatedAttentionMIL(nn.Module):
             diff = logits[..., 1] - logits[..., 0]
             return torch.where(cls[:, None] == 1, diff, -diff)
         return logits.gather(-1, cls[:, None, None].expand(-1, logits.shape[1], 1)).squeeze(-1)
+
+
+class MultiLabelAttentionMIL(nn.Module):
+    """One gated attention pooling per label and one logit per label (multi-label targets).
+
+    The gating layers are shared; each label has its own attention vector, so each finding
+    learns where it is seen (the effusion at the costophrenic angle, the pneumonia in its
+    zone), and its own classifier on its own pooled vector.
+
+    Examples
+    --------
+    >>> import torch
+    >>> head = MultiLabelAttentionMIL(8, 3)
+    >>> logits, weights = head(torch.randn(2, 5, 8))
+    >>> logits.shape, weights.shape, bool(torch.allclose(weights.sum(-1), torch.ones(2, 3)))
+    (torch.Size([2, 3]), torch.Size([2, 3, 5]), True)
+    """
+
+    def __init__(self, in_dim: int, n_labels: int, hidden: int = 128, dropout: float = 0.25):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.V = nn.Linear(in_dim, hidden)
+        self.U = nn.Linear(in_dim, hidden)
+        self.w = nn.Linear(hidden, n_labels)
+        self.classifier = nn.Linear(in_dim, n_labels)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h [B, P, d] -> (label logits [B, k], attention weights [B, k, P])."""
+        h = self.dropout(h)
+        scores = self.w(torch.tanh(self.V(h)) * torch.sigmoid(self.U(h)))  # [B, P, k]
+        weights = scores.transpose(1, 2).softmax(dim=-1)
+        pooled = torch.einsum("bkp,bpd->bkd", weights, h)
+        logits = (pooled * self.classifier.weight).sum(-1) + self.classifier.bias
+        return logits, weights
+
+    def class_activation(self, h: torch.Tensor, cls: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-patch evidence for each label [B, k, P] (``cls`` is not used: every label has
+        its own map)."""
+        return self.classifier(h).transpose(1, 2)
 
 
 def build_decoder(text_model: str, vocab_size: int | None = None, pad_token_id: int = 0,
@@ -117,10 +159,15 @@ def decoder_width(decoder_model: nn.Module) -> int:
 
 
 class VisionLanguageModel(nn.Module):
-    """Encoder + projection (+ 2-D position embedding) + decoder + gated-attention MIL head."""
+    """Encoder + projection (+ 2-D position embedding) + decoder + gated-attention MIL head.
+
+    ``conditioning`` ("none", "head", "findings"; :mod:`.conditioning`) adds memory tokens that
+    tell the decoder what the classification head, or a report-guided findings head, found.
+    """
 
     def __init__(self, encoder: VisionEncoder, decoder: nn.Module | None, n_classes: int,
-                 position_embedding: bool = True):
+                 position_embedding: bool = True, conditioning: str = "none",
+                 multilabel: bool = False):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -134,16 +181,46 @@ class VisionLanguageModel(nn.Module):
             n_patches = encoder.grid_shape[0] * encoder.grid_shape[1]
             if position_embedding:
                 self.position = nn.Parameter(torch.randn(n_patches, width) * 0.02)
-        self.head = GatedAttentionMIL(d, n_classes) if n_classes else None
+        head = MultiLabelAttentionMIL if multilabel else GatedAttentionMIL
+        self.head = head(d, n_classes) if n_classes else None
+        self.conditioning = conditioning if decoder is not None else "none"
+        self.conditioner = None
+        if self.conditioning == "head":
+            if not n_classes:
+                raise ValueError("report_decoder['conditioning']='head' needs the classification "
+                                 "head: pass y, or use 'findings' or 'none'")
+            self.conditioner = HeadConditioner(width, n_classes)
+        elif self.conditioning == "findings":
+            self.conditioner = FindingsConditioner(d, width, len(FINDINGS))
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether the head gives one logit and one attention map per label."""
+        return isinstance(self.head, MultiLabelAttentionMIL)
 
     def memory(self, features: torch.Tensor):
-        """Patch features [B, P, d] -> the decoder's encoder output."""
+        """Patch features [B, P, d] -> (the decoder's encoder output, its attention mask).
+
+        The first P memory positions are the patches; conditioning tokens follow them.
+        """
         from transformers.modeling_outputs import BaseModelOutput
 
         mem = self.projection(features)
         if self.position is not None:
             mem = mem + self.position
-        return BaseModelOutput(last_hidden_state=mem)
+        conditioning = getattr(self, "conditioning", "none")  # models pickled before it
+        if conditioning == "head":
+            mem = torch.cat([mem, self.conditioner(self.head, features, mem)], 1)
+        elif conditioning == "findings":
+            mem = torch.cat([mem, self.conditioner(features, mem)], 1)
+        ones = torch.ones(mem.shape[:2], dtype=torch.long, device=mem.device)
+        return BaseModelOutput(last_hidden_state=mem), ones
+
+    def findings_logits(self, features: torch.Tensor) -> torch.Tensor | None:
+        """The report-guided head's logits [B, len(FINDINGS)]; None without that head."""
+        if getattr(self, "conditioning", "none") != "findings":
+            return None
+        return self.conditioner.attend(features)[0]
 
     def generation_loss(self, features: torch.Tensor, labels: torch.Tensor,
                         weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -152,9 +229,8 @@ class VisionLanguageModel(nn.Module):
         With per-study ``weights`` [B], every token counts with its study's weight, so a
         weight of 2 equals the study twice in the batch.
         """
-        ones = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
-        out = self.decoder(encoder_outputs=self.memory(features), attention_mask=ones,
-                           labels=labels)
+        memory, ones = self.memory(features)
+        out = self.decoder(encoder_outputs=memory, attention_mask=ones, labels=labels)
         if weights is None:
             return out.loss
         tokens = F.cross_entropy(out.logits.transpose(1, 2).float(), labels, ignore_index=-100,
@@ -167,22 +243,23 @@ class VisionLanguageModel(nn.Module):
         """Teacher-forced pass; returns one layer's cross-attention [B, heads, T, P].
 
         Row ``t`` is the attention of the decoder step that predicts label token ``t``. Only
-        the asked layer is captured (a forward hook), not every layer's weights.
+        the asked layer is captured (a forward hook), not every layer's weights. Attention to
+        conditioning tokens is left out: the P columns are the patches.
         """
         module = cross_attention_modules(self.decoder)[layer]
         captured: list[torch.Tensor] = []
         handle = module.register_forward_hook(lambda m, i, out: captured.append(out[-1]))
         try:
-            ones = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
-            self.decoder(encoder_outputs=self.memory(features), attention_mask=ones,
-                         labels=labels, use_cache=False)
+            memory, ones = self.memory(features)
+            self.decoder(encoder_outputs=memory, attention_mask=ones, labels=labels,
+                         use_cache=False)
         finally:
             handle.remove()
         if not captured or captured[-1] is None:
             raise RuntimeError(
                 "the decoder returned no attention weights: it must use attn_implementation='eager'"
             )
-        return captured[-1]
+        return captured[-1][..., : features.shape[1]]
 
     def patch_scores(self, features: torch.Tensor, method: str,
                      classes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,29 +267,36 @@ class VisionLanguageModel(nn.Module):
 
         ``method="mil"`` gives the head's attention weights; ``"cam"`` the softmax of the
         class activation for ``classes`` (the true labels in training, the predicted class
-        when None).
+        when None). A multi-label head gives [B, k] logits and [B, k, P] scores, one map
+        per label.
         """
         logits, weights = self.head(features)
-        if method == "cam":
+        if method == "cam" and self.multilabel:
+            weights = self.head.class_activation(features).softmax(-1)
+        elif method == "cam":
             if classes is None:
                 classes = logits.argmax(-1)
             weights = self.head.class_activation(features, classes).softmax(-1)
         return logits, weights
 
     @torch.no_grad()
-    def generate(self, features: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-        """Greedy report token ids [B, T] written from patch features [B, P, d]."""
-        ones = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
-        return self.decoder.generate(
-            encoder_outputs=self.memory(features), attention_mask=ones,
-            max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-        )
+    def generate(self, features: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
+        """Report token ids [B, T] written from patch features [B, P, d].
+
+        Greedy unless ``kwargs`` (``transformers`` ``generate`` arguments, e.g. from
+        :func:`~neural_sk.models.generation.generation_kwargs`) ask otherwise.
+        """
+        memory, ones = self.memory(features)
+        kwargs = {"do_sample": False, "num_beams": 1, **kwargs}
+        return self.decoder.generate(encoder_outputs=memory, attention_mask=ones,
+                                     max_new_tokens=max_new_tokens, **kwargs)
 
 
 def build_vision_language_model(vision_model: str, text_model: str | None, *,
                                 reports: Sequence[str] | None, n_classes: int,
                                 image_size: int = 224, train_encoder: str = "last_stage",
-                                feature_stage: int = 16, position_embedding: bool = True):
+                                feature_stage: int = 16, position_embedding: bool = True,
+                                report_decoder: dict | None = None, multilabel: bool = False):
     """Build the stage-1 model and its tokenizer from descriptions (presets or directories).
 
     Parameters
@@ -223,8 +307,13 @@ def build_vision_language_model(vision_model: str, text_model: str | None, *,
         The training reports: the ``"tiny"`` preset trains its word-level tokenizer on them.
     n_classes : int
         Width of the classification head; 0 for none.
+    multilabel : bool, default=False
+        One attention map and one logit per label (:class:`MultiLabelAttentionMIL`).
     image_size, train_encoder, feature_stage, position_embedding
         As in :class:`~neural_sk.AttentionScorer`.
+    report_decoder : dict or None
+        As in :class:`~neural_sk.AttentionScorer`, checked here; its ``conditioning`` decides
+        what the decoder is told besides the patches (:mod:`neural_sk.models.conditioning`).
 
     Returns
     -------
@@ -232,6 +321,7 @@ def build_vision_language_model(vision_model: str, text_model: str | None, *,
         Random layers are drawn from torch's default generator, in a fixed order.
     tokenizer : transformers.PreTrainedTokenizerFast or None
     """
+    conditioning = check_decoder_options(report_decoder)["conditioning"]
     encoder = build_encoder(vision_model, image_size=image_size, train_encoder=train_encoder,
                             feature_stage=int(feature_stage))
     if text_model is None:
@@ -249,7 +339,8 @@ def build_vision_language_model(vision_model: str, text_model: str | None, *,
         path = resolve_local_dir(text_model, param="text_model")
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         decoder = build_decoder(str(path))
-    model = VisionLanguageModel(encoder, decoder, n_classes, position_embedding=position_embedding)
+    model = VisionLanguageModel(encoder, decoder, n_classes, position_embedding=position_embedding,
+                                conditioning=conditioning, multilabel=multilabel)
     if uses_channels_last(encoder.name):
         model = model.to(memory_format=torch.channels_last)
     return model, tokenizer
