@@ -257,8 +257,13 @@ class StudySet:
         return "StudySet(" + ", ".join(parts) + ")"
 
     def nbytes_each(self) -> np.ndarray:
-        """Bytes each study holds across the per-study fields ``[n]``; they add up to
-        :attr:`nbytes`."""
+        """Bytes each study holds across the per-study fields.
+
+        Returns
+        -------
+        ndarray of shape (n,), int64
+            One count per study; they add up to :attr:`nbytes`.
+        """
         out = np.zeros(len(self), dtype=np.int64)
         for name in PER_STUDY_FIELDS:
             value = getattr(self, name)

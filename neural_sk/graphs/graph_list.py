@@ -205,7 +205,13 @@ class GraphList(Sequence):
         return int(self.nbytes_each().sum())
 
     def nbytes_each(self) -> np.ndarray:
-        """Bytes of each graph's arrays ``[n]``; they add up to :attr:`nbytes`."""
+        """Bytes of each graph's arrays.
+
+        Returns
+        -------
+        ndarray of shape (n,), int64
+            One count per graph; they add up to :attr:`nbytes`.
+        """
         out = np.zeros(self._n, dtype=np.int64)
         for kind, values, ptr in self._attributes.values():
             if kind == _OBJECTS:
