@@ -60,11 +60,15 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         Width of every convolution.
     pooling : {"mean", "max", "add"}, default="mean"
         Global pooling of node vectors into one vector per graph.
-    readout : {"joint", "per_modality"}, default="joint"
+    readout : {"joint", "per_modality"}, default="per_modality"
         ``"joint"`` pools all nodes together (the paper's readout). ``"per_modality"``
-        pools the visual and the report nodes of a fused graph apart (``node_type`` 0 and
-        1) and joins the two vectors, so a handful of report nodes is not averaged away
-        among the patches; graphs without ``node_type`` count as visual only.
+        pools the visual nodes of a fused graph (``node_type`` 0, with ``pooling``) and
+        its report nodes (``node_type`` 1, with max) apart and joins the two vectors, so
+        the one finding that matters is not averaged away among the patches and the
+        report's other nodes; graphs without ``node_type`` count as visual only. On the
+        synthetic held-out split it lifts the fused graph with given reports from 0.980
+        to 0.995 AUC and leaves the generated-report figure as it was
+        (``benchmarks/bench_fusion_ablation.py``).
     modality_dropout : float in [0, 1), default=0.5
         While training, each graph has with this probability the node features of one
         modality (visual or report nodes of a fused graph, at random) hidden, so the
@@ -170,7 +174,7 @@ class GNNClassifier(ClassifierMixin, BaseEstimator):
         num_layers: int = 2,
         hidden_dim: int = 128,
         pooling: str = "mean",
-        readout: str = "joint",
+        readout: str = "per_modality",
         modality_dropout: float = 0.5,
         dropout: float = 0.1,
         learning_rate: float = 1e-3,

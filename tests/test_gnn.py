@@ -254,6 +254,20 @@ def test_per_modality_readout_pools_each_node_type_apart():
     assert torch.all(net.embed(x, edge_index, batch, 2)[:, 4:] == 0)
 
 
+
+def test_per_modality_readout_means_the_patches_and_maxes_the_findings():
+    import torch
+
+    from neural_sk.models.gnn import GraphClassifierNet
+
+    # no convolution: the readout sees the node features themselves
+    net = GraphClassifierNet(2, 2, num_layers=0, hidden_dim=2, readout="per_modality")
+    x = torch.tensor([[1.0, 0.0], [3.0, 2.0], [0.0, 5.0], [4.0, 1.0]])
+    node_type = torch.tensor([0, 0, 1, 1])  # two patches, two findings
+    pooled = net.embed(x, torch.zeros(2, 0, dtype=torch.long), torch.zeros(4, dtype=torch.long),
+                       1, node_type)
+    assert pooled.tolist() == [[2.0, 1.0, 4.0, 5.0]]
+
 def test_per_modality_readout_reads_a_label_held_by_one_report_node():
     import torch
     from torch_geometric.data import Data

@@ -27,9 +27,9 @@ __all__ = ["GraphClassifierNet", "PackedGraphs", "CONVS", "POOLINGS", "READOUTS"
 
 CONVS = ("gcn", "sage", "gat", "gin")
 POOLINGS = {"mean": global_mean_pool, "max": global_max_pool, "add": global_add_pool}
-# "joint": one pooled vector over all nodes (the paper's). "per_modality": visual and report
-# nodes pooled apart and joined, so the few report nodes are not averaged away among the
-# patches (a graph without nodes of one kind gives zeros for that half).
+# "joint": one pooled vector over all nodes (the paper's). "per_modality": visual nodes
+# (with the chosen pooling) and report nodes (max) pooled apart and joined, so the few report
+# nodes are not averaged away among the patches (no nodes of one kind: zeros for that half).
 READOUTS = ("joint", "per_modality")
 
 
@@ -64,9 +64,10 @@ class GraphClassifierNet(nn.Module):
         Dropout after every convolution and before the head.
     heads : int, default=4
         Attention heads of ``"gat"``.
-    readout : {"joint", "per_modality"}, default="joint"
+    readout : {"joint", "per_modality"}, default="per_modality"
         Pool all nodes into one vector, or pool each node type (``node_type`` 0 and 1:
-        visual and report nodes of a fused graph) into its own vector and join the two.
+        visual and report nodes of a fused graph) into its own vector and join the two;
+        the visual nodes with ``pooling``, the report nodes with max.
 
     Examples
     --------
@@ -94,7 +95,7 @@ class GraphClassifierNet(nn.Module):
         pooling: str = "mean",
         dropout: float = 0.0,
         heads: int = 4,
-        readout: str = "joint",
+        readout: str = "per_modality",
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -117,9 +118,12 @@ class GraphClassifierNet(nn.Module):
             x = self.dropout(torch.relu(conv(x, edge_index)))
         if self.groups == 1:
             return self.pool(x, batch, size=num_graphs)
-        kind = torch.zeros_like(batch) if node_type is None else node_type.clamp(0, 1)
-        pooled = self.pool(x, batch * 2 + kind, size=2 * num_graphs)
-        return pooled.reshape(num_graphs, -1)
+        report = (torch.zeros_like(batch, dtype=torch.bool) if node_type is None
+                  else node_type > 0)
+        visual = self.pool(x[~report], batch[~report], size=num_graphs)
+        # Max over the report nodes: one decisive finding among absent ones and anatomy
+        # keeps its signal instead of being averaged with them.
+        return torch.cat([visual, global_max_pool(x[report], batch[report], size=num_graphs)], 1)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor,
                 num_graphs: int, node_type: torch.Tensor | None = None) -> torch.Tensor:
