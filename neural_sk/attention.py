@@ -84,7 +84,11 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         tiny decoder (or none), 2e-5 (the paper's) with a local one; for the encoder 3e-4
         (EfficientNet-Lite0), 1e-3 (tiny Swin), 2e-6 (the paper's) for a local checkpoint.
     weight_decay : float, default=0.01
-    epochs : int, default=10
+    epochs : int or "auto", default="auto"
+        "auto": enough epochs for 300 optimisation steps, and at least 10.
+    validation_fraction, n_iter_no_change : float or None, int or None, default=0.1, 10
+        Held-out share (stratified) whose loss picks the epoch kept (and tells a head at
+        chance); training stops after n_iter_no_change epochs without a better one (None: never).
     batch_size : int, default=16
         Studies per optimisation step (and per inference batch).
     gradient_accumulation : int, default=1
@@ -167,7 +171,9 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "encoder_learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "epochs": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "gradient_accumulation": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean"],
@@ -188,10 +194,10 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     def __init__(self, vision_model="efficientnet-lite0", text_model="tiny", image_size=224,
                  method="mil", train_encoder="last_stage", feature_stage=16,
                  position_embedding=True, classification_weight=0.5, class_weight=None,
-                 grounding_weight=0.0,
-                 learning_rate="auto", encoder_learning_rate="auto", weight_decay=0.01,
-                 epochs=10, batch_size=16, gradient_accumulation=1, augment=True,
-                 train_jpeg_quality=None, max_report_tokens=128, attention_layer=-1,
+                 grounding_weight=0.0, learning_rate="auto", encoder_learning_rate="auto",
+                 weight_decay=0.01, epochs="auto", validation_fraction=0.1, n_iter_no_change=10,
+                 batch_size=16, gradient_accumulation=1, augment=True, train_jpeg_quality=None,
+                 max_report_tokens=128, attention_layer=-1,
                  head_reduce="mean", token_reduce="mean", report_source="auto",
                  keep_token_attention=False, feature_dtype="float32", on_error="raise",
                  device="auto", random_state=None, verbose=0):
@@ -209,6 +215,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self.encoder_learning_rate = encoder_learning_rate
         self.weight_decay = weight_decay
         self.epochs = epochs
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.batch_size = batch_size
         self.gradient_accumulation = gradient_accumulation
         self.augment = augment

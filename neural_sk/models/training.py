@@ -15,8 +15,9 @@ import torch
 from .augment import augment_pixels, shift_feature_maps
 from .encoders import normalize
 from .losses import batch_loss, warn_if_head_at_chance
-from .optim import build_optimizer
+from .optim import build_optimizer, build_scheduler, resolve_epochs, steps_per_epoch
 from .presets import default_learning_rates, uses_channels_last
+from .validation import EarlyStopping, validation_split
 
 __all__ = ["TrainingConfig", "prefix_cache", "train_vision_language"]
 
@@ -26,13 +27,18 @@ class TrainingConfig:
     """How :func:`train_vision_language` trains (the scorer's parameters, resolved).
 
     ``method`` decides which patch scores ``grounding_weight`` pulls toward the lesion ("mil"
-    or "cam"); ``max_shift`` is the largest pixel translation of the pixel augmentation.
+    or "cam"); ``max_shift`` is the largest pixel translation of the pixel augmentation;
+    ``epochs="auto"`` trains at least :data:`~neural_sk.models.optim.MIN_STEPS` steps; a
+    ``validation_fraction`` of the studies (stratified) picks the best epoch, which is restored.
     """
 
     learning_rate: float
     encoder_learning_rate: float
     weight_decay: float = 0.01
-    epochs: int = 10
+    epochs: int | str = 10
+    validation_fraction: float | None = None
+    n_iter_no_change: int | None = None
+    schedule: str = "cosine"
     batch_size: int = 16
     gradient_accumulation: int = 1
     augment: bool = True
@@ -118,20 +124,33 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
     """
     model = model.to(device)
     optimizer = build_optimizer(model, config)
-    n = len(pixels)
+    split = None if targets is None else validation_split(targets, config.validation_fraction,
+                                                           generator)
+    train_idx = torch.arange(len(pixels)) if split is None else split[0]
+    n = len(train_idx)
+    n_epochs = resolve_epochs(config.epochs, n, config.batch_size, config.gradient_accumulation)
+    scheduler = build_scheduler(optimizer, n_epochs * steps_per_epoch(
+        n, config.batch_size, config.gradient_accumulation), config.schedule)
     cached = None
-    if model.encoder.cacheable_prefix and config.epochs > 0:
+    if model.encoder.cacheable_prefix and n_epochs > 0:
         cached = prefix_cache(model.encoder, pixels, device)
-    epochs = range(config.epochs)
+    stopper = None
+    if split is not None:
+        plain = dataclasses.replace(config, augment=False)
+        stopper = EarlyStopping(
+            lambda idx: _batch_features(model.encoder, pixels, cached, split[1][idx], plain,
+                                        generator, device),
+            targets[split[1]], config.n_iter_no_change, config.batch_size)
+    epochs = range(n_epochs)
     if config.verbose:
         from tqdm.auto import tqdm
 
         epochs = tqdm(epochs, desc="fit scorer", unit="epoch")
     history = []
     step = 0
-    for _ in epochs:
+    for epoch in epochs:
         model.train()
-        order = torch.randperm(n, generator=generator)
+        order = train_idx[torch.randperm(n, generator=generator)]
         totals = {"loss": 0.0, "generation": 0.0, "classification": 0.0}
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
@@ -147,6 +166,7 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
             if step % config.gradient_accumulation == 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
+                scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             k = len(idx)
             totals["loss"] += loss.item() * k
@@ -154,11 +174,20 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
             totals["classification"] += cls * k
         if step % config.gradient_accumulation:
             optimizer.step()
+            scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         history.append({key: value / max(n, 1) for key, value in totals.items()})
+        stop = False
+        if stopper is not None:  # once per epoch: score the head, keep the best weights
+            scores, stop = stopper.update(model, epoch)
+            history[-1].update(scores)
         if config.verbose and hasattr(epochs, "set_postfix"):
             epochs.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+        if stop:
+            break
+    if stopper is not None:
+        stopper.restore_best(model)
     model.to("cpu")
     if targets is not None:
-        warn_if_head_at_chance(history, targets, weights, step)
+        warn_if_head_at_chance(history, targets, weights, step, stopper)
     return history
