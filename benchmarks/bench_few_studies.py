@@ -57,12 +57,21 @@ def evaluate(n_train: int, n_test: int, image_size: int, seed: int, params: dict
         "hit_at_1": round(float(hit_at_k(attention[pos], lesion[pos], k=1)), 3),
         "hit_at_1_chance": round(float(hit_at_k_chance(lesion[pos], k=1)), 3),
         "median_enrichment": round(float(np.nanmedian(enrichment(attention[pos], lesion[pos]))), 2),
-        "epochs_run": len(scorer.history_),
+        "epochs_run": len(scorer.history_), **_kept_epoch(scorer.history_),
         "final_loss": round(scorer.history_[-1]["loss"], 4) if scorer.history_ else None,
         "final_classification_loss": (round(scorer.history_[-1]["classification"], 4)
                                       if scorer.history_ else None),
         "fit_s": round(fit_s, 1), "torch_threads": torch.get_num_threads(),
     }
+
+
+def _kept_epoch(history: list[dict]) -> dict:
+    """The epoch early stopping kept (lowest validation loss) and its validation AUC."""
+    if not history or "val_loss" not in history[0]:
+        return {}
+    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    return {"kept_epoch": best + 1, "val_auc": round(history[best]["val_auc"], 3),
+            "val_loss": round(history[best]["val_loss"], 4)}
 
 
 def main(argv=None) -> dict:
