@@ -141,7 +141,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     grid_shape_ : tuple of int
         Patch grid read from the encoder at ``image_size``.
     history_ : list of dict
-        Mean losses per epoch.
+        Mean losses per epoch, and the validation split's ``val_loss`` and ``val_auc``.
     info_ : dict
         Identity of the fitted scorer (presets, image size, grid, weight hash).
 
