@@ -50,7 +50,7 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
     Examples
     --------
     >>> [round(warmup_cosine(s, 10, 2), 2) for s in (0, 1, 2, 6, 10)]
-    [0.5, 1.0, 1.0, 0.5, 0.0]
+    [0.33, 0.67, 1.0, 0.5, 0.0]
     """
     if step < warmup_steps:
         return (step + 1) / (warmup_steps + 1)
