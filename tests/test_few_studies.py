@@ -201,3 +201,21 @@ def test_a_head_at_chance_on_its_validation_split_is_reported(noise):
         assert len(messages) == 1 and "on 12 held-out studies" in messages[0]
     else:
         assert messages == [] and max(h["val_auc"] for h in scorer.history_) == 1.0
+
+
+def test_early_stopping_can_select_on_the_auc():
+    x = torch.tensor([[-1.0], [-2.0], [1.0], [2.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    # epoch 0 ranks perfectly but is confidently wrong (a large bias): AUC 1, high loss;
+    # epoch 1 ranks nothing: AUC 0.5, loss log(2)
+    kept = {}
+    for metric in ("loss", "auc"):
+        model = _Linear()
+        stopper = EarlyStopping(lambda idx: x[idx], y, None, batch_size=4, metric=metric)
+        for epoch, (slope, bias) in enumerate([(5.0, 20.0), (0.0, 0.0)]):
+            with torch.no_grad():
+                model.head_layer.weight.copy_(torch.tensor([[-slope], [slope]]))
+                model.head_layer.bias.copy_(torch.tensor([bias, -bias]))
+            stopper.update(model, epoch)
+        kept[metric] = stopper.best_epoch
+    assert kept == {"loss": 1, "auc": 0}

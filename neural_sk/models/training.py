@@ -39,6 +39,7 @@ class TrainingConfig:
     validation_fraction: float | None = None
     n_iter_no_change: int | None = None
     schedule: str = "cosine"
+    early_stopping_metric: str = "loss"
     batch_size: int = 16
     gradient_accumulation: int = 1
     augment: bool = True
@@ -140,7 +141,8 @@ def train_vision_language(model, pixels: torch.Tensor, *, labels: torch.Tensor |
         stopper = EarlyStopping(
             lambda idx: _batch_features(model.encoder, pixels, cached, split[1][idx], plain,
                                         generator, device),
-            targets[split[1]], config.n_iter_no_change, config.batch_size)
+            targets[split[1]], config.n_iter_no_change, config.batch_size,
+            metric=config.early_stopping_metric)
     epochs = range(n_epochs)
     if config.verbose:
         from tqdm.auto import tqdm

@@ -86,7 +86,9 @@ class EarlyStopping:
     """Evaluate the head on the validation studies each epoch; keep the best epoch's weights.
 
     The best epoch is the one with the lowest validation classification loss (smoother than
-    the AUC on a few dozen studies, where many epochs tie at 1.0).
+    the AUC on a few dozen studies, where many epochs tie at 1.0); ``metric="auc"`` picks the
+    highest AUC, ties going to the lower loss (kept for ablations: on 160 synthetic studies
+    it kept worse epochs than the loss, see ``benchmarks/results/bench_few_studies.json``).
 
     Parameters
     ----------
@@ -99,10 +101,14 @@ class EarlyStopping:
         Stop after this many epochs without improvement; None trains every epoch (and still
         restores the best).
     batch_size : int
+    tol : float
+        Smallest fall of the validation loss that counts as better.
+    metric : {"loss", "auc"}
     """
 
     def __init__(self, features, targets: torch.Tensor, n_iter_no_change: int | None,
-                 batch_size: int, tol: float = 1e-4):
+                 batch_size: int, tol: float = 1e-4, metric: str = "loss"):
+        self.metric = metric
         self.features = features
         self.targets = targets
         self.n_iter_no_change = n_iter_no_change
@@ -132,7 +138,7 @@ class EarlyStopping:
     def update(self, model, epoch: int) -> tuple[dict, bool]:
         """Evaluate after ``epoch``; keep the weights if best. Returns (scores, stop now)."""
         scores = self.evaluate(model)
-        if scores["val_loss"] < self.best_loss - self.tol:
+        if self._better(scores):
             self.best_loss, self.best_auc = scores["val_loss"], scores["val_auc"]
             self.best_epoch = epoch
             self.best_state = {k: v.detach().to("cpu", copy=True)
@@ -142,6 +148,16 @@ class EarlyStopping:
             self.epochs_without_improvement += 1
         patience = self.n_iter_no_change
         return scores, patience is not None and self.epochs_without_improvement >= patience
+
+    def _better(self, scores: dict) -> bool:
+        """Lower loss; or with ``metric="auc"``, higher AUC and, at the same AUC, lower loss."""
+        lower = scores["val_loss"] < self.best_loss - self.tol
+        if self.metric != "auc" or math.isnan(scores["val_auc"]):
+            return lower
+        if self.best_epoch < 0 or math.isnan(self.best_auc):
+            return True
+        return scores["val_auc"] > self.best_auc + 1e-9 or (
+            abs(scores["val_auc"] - self.best_auc) <= 1e-9 and lower)
 
     def restore_best(self, model) -> None:
         """Load the best epoch's weights into ``model`` (nothing when no epoch was evaluated)."""
