@@ -84,11 +84,14 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         Weight of a loss that pulls the MIL/CAM scores toward lesion regions given in an
         optional ``lesion`` column of X (bool masks, any subset of studies).
     learning_rate, encoder_learning_rate : float or "auto", default="auto"
-        AdamW rates of everything but the encoder, and of the encoder. "auto": 1e-3 with the
-        tiny decoder (or none), 2e-5 (the paper's) with a local one; for the encoder 3e-4
-        (EfficientNet-Lite0), 1e-3 (tiny Swin), 2e-6 (the paper's) for a local checkpoint.
+        AdamW peak rates (warm-up, then cosine decay) of everything but the encoder, and of the
+        encoder. "auto": :func:`neural_sk.models.presets.default_learning_rates`.
     weight_decay : float, default=0.01
-    epochs : int, default=10
+    epochs : int or "auto", default="auto"
+        "auto": enough for 300 optimisation steps, and at least 10.
+    validation_fraction, n_iter_no_change : float or None, int or None, default=0.1, 10
+        Stratified held-out share whose loss picks the epoch kept (and tells a head at chance);
+        stop after n_iter_no_change epochs without a better one (None: never). Single-label y.
     batch_size : int, default=16
         Studies per optimisation step (and per inference batch).
     gradient_accumulation : int, default=1
@@ -124,8 +127,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         In ``transform``: raise on an unreadable study (the message names the row and path),
         or give it uniform attention and zero features and record the reason in ``errors``.
     num_workers : int or "auto", default="auto"
-        DataLoader processes that decode (and augment) images; "auto": min(4, CPUs - 1) for
-        image paths on a GPU, else 0 (this process). Results do not depend on it.
+        DataLoader processes that decode (and augment) images (results do not depend on it);
+        "auto": min(4, CPUs - 1) for image paths on a GPU, else 0 (this process).
     precision : {"auto", "32", "bf16", "16-mixed"}, default="auto"
         Autocast precision; "auto" is bfloat16 on CUDA where supported, else float32.
     device : str, default="auto"
@@ -150,7 +153,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     grid_shape_ : tuple of int
         Patch grid read from the encoder at ``image_size``.
     history_ : list of dict
-        Mean losses per epoch.
+        Mean losses per epoch, and the validation split's ``val_loss`` and ``val_auc``.
     info_ : dict
         Identity of the fitted scorer (presets, image size, grid, weight hash).
 
@@ -182,7 +185,9 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "encoder_learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "epochs": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "gradient_accumulation": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean"],
@@ -208,8 +213,9 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                  position_embedding=True, classification_weight=0.5, class_weight=None,
                  uncertain="ignore", attention_label="max", grounding_weight=0.0,
                  learning_rate="auto", encoder_learning_rate="auto", weight_decay=0.01,
-                 epochs=10, batch_size=16, gradient_accumulation=1, augment=True,
-                 train_jpeg_quality=None, max_report_tokens=128, attention_layer=-1,
+                 epochs="auto", validation_fraction=0.1, n_iter_no_change=10, batch_size=16,
+                 gradient_accumulation=1, augment=True, train_jpeg_quality=None,
+                 max_report_tokens=128, attention_layer=-1,
                  head_reduce="mean", token_reduce="mean", report_source="auto",
                  report_decoder=None, keep_token_attention=False, feature_dtype="float32",
                  on_error="raise", num_workers="auto", precision="auto", device="auto",
@@ -229,6 +235,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         self.encoder_learning_rate = encoder_learning_rate
         self.weight_decay = weight_decay
         self.epochs = epochs
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.batch_size = batch_size
         self.gradient_accumulation = gradient_accumulation
         self.augment = augment
@@ -319,10 +327,8 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         """Parameter combinations that cannot work fail before anything is built."""
         needs_decoder = self.method == "cross_attention" or self.keep_token_attention
         if self.text_model is None and needs_decoder:
-            raise ValueError(
-                "method='cross_attention' and keep_token_attention need a decoder: "
-                "set text_model (e.g. 'tiny')"
-            )
+            raise ValueError("method='cross_attention' and keep_token_attention need a "
+                             "decoder: set text_model (e.g. 'tiny')")
         if y is None and self.method != "cross_attention":
             raise ValueError(
                 f"method={self.method!r} ranks patches with the classification head, which "

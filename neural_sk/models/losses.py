@@ -3,10 +3,13 @@ and the check that the classification head learned more than the class frequenci
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
 from torch.nn import functional as F
+
+from .validation import auc_chance_bound
 
 __all__ = ["FINDINGS_WEIGHT", "batch_loss", "classification_loss", "findings_loss",
            "masked_bce", "warn_if_head_at_chance", "weighted_mean"]
@@ -112,13 +115,31 @@ def _multilabel_entropy(targets: torch.Tensor, w: torch.Tensor) -> float:
 
 
 def warn_if_head_at_chance(history: list[dict], targets: torch.Tensor,
-                            weights: torch.Tensor | None, steps: int) -> None:
-    """Warn when the last epoch's classification loss is no better than a constant guess.
+                            weights: torch.Tensor | None, steps: int, stopper=None) -> None:
+    """Warn when the stage-1 head is no better than chance.
 
-    A head that predicts the class frequencies has a cross-entropy equal to their entropy;
-    a loss above 90% of it means the head has learned (nearly) nothing from the images.
+    With a validation split (``stopper``, an :class:`~neural_sk.models.validation.EarlyStopping`
+    that evaluated at least one epoch): when the kept epoch's validation AUC is below what a
+    head without any signal exceeds 5% of the time on that many studies. Without one (or with
+    one too small to tell): when the last epoch's training loss is above 90% of a constant
+    guess's (the class entropy).
     """
     if not history:
+        return
+    advice = ("Patch scores from it are not meaningful; train longer (more epochs or a smaller "
+              "batch_size) or on more studies.")
+    bound = math.nan if stopper is None else auc_chance_bound(stopper.targets)
+    # A split too small to tell (the bound reaches 1: two or three studies) falls back on the
+    # training loss rather than warning on every tiny fit.
+    if stopper is not None and stopper.best_epoch >= 0 and bound < 1:
+        if not stopper.best_auc > bound:  # NaN (one class) never passes
+            warnings.warn(
+                f"the stage-1 classification head is no better than chance on its validation "
+                f"split: AUC {stopper.best_auc:.3f} on {len(stopper.targets)} held-out studies "
+                f"(best epoch {stopper.best_epoch + 1}), where a head without signal reaches "
+                f"{bound:.3f} 5% of the time; after {steps} batches on {len(targets)} studies. "
+                + advice, UserWarning, stacklevel=5,
+            )
         return
     w = torch.ones(len(targets)) if weights is None else weights.float().cpu()
     chance = (_multilabel_entropy(targets.cpu(), w) if targets.dim() == 3
@@ -128,7 +149,6 @@ def warn_if_head_at_chance(history: list[dict], targets: torch.Tensor,
         warnings.warn(
             f"the stage-1 classification head learned (nearly) nothing: its loss in the last "
             f"epoch, {last:.3f}, is at chance level ({chance:.3f}, the class entropy) after "
-            f"{steps} optimisation steps on {len(targets)} studies. Patch scores from it are "
-            "not meaningful; train longer (more epochs or a smaller batch_size) or on more "
-            "studies.", UserWarning, stacklevel=5,
+            f"{steps} optimisation steps on {len(targets)} studies. " + advice,
+            UserWarning, stacklevel=5,
         )

@@ -21,9 +21,10 @@ from .conditioning import report_findings
 from .encoders import normalize
 from .loading import BatchStream, FeatureRows, StudyImages, raise_image_error, resolve_num_workers
 from .losses import batch_loss, warn_if_head_at_chance
-from .optim import build_optimizer
+from .optim import build_optimizer, build_scheduler, resolve_epochs, steps_per_epoch
 from .precision import autocast, grad_scaler, resolve_precision
 from .presets import default_learning_rates, uses_channels_last
+from .validation import EarlyStopping, validation_split
 
 __all__ = ["TrainingConfig", "prefix_cache", "train_vision_language"]
 
@@ -35,13 +36,19 @@ class TrainingConfig:
     ``method`` decides which patch scores ``grounding_weight`` pulls toward the lesion ("mil"
     or "cam"); ``max_shift`` is the largest pixel translation of the pixel augmentation.
     ``precision`` and ``num_workers`` may be "auto" (resolved for the device and the images
-    by :func:`train_vision_language`).
+    by :func:`train_vision_language`); ``epochs="auto"`` trains at least
+    :data:`~neural_sk.models.optim.MIN_STEPS` steps; a ``validation_fraction`` of the studies
+    (stratified) picks the best epoch, which is restored.
     """
 
     learning_rate: float
     encoder_learning_rate: float
     weight_decay: float = 0.01
-    epochs: int = 10
+    epochs: int | str = 10
+    validation_fraction: float | None = None
+    n_iter_no_change: int | None = None
+    schedule: str = "cosine"
+    early_stopping_metric: str = "loss"
     batch_size: int = 16
     gradient_accumulation: int = 1
     augment: bool = True
@@ -119,12 +126,19 @@ def _batch_features(encoder, batch, cached: bool, device) -> torch.Tensor:
     return encoder(normalize(_to_device(batch, device), encoder))
 
 
-def _step(optimizer, scaler, model) -> None:
+def _step(optimizer, scaler, model, scheduler) -> None:
     scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     scaler.step(optimizer)
     scaler.update()
+    scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+
+
+def _plain_features(encoder, stream, positions: torch.Tensor, cached: bool, device):
+    """Patch features of the studies at ``positions``, without augmentation (validation)."""
+    ((_, batch, _),) = list(stream.run([positions]))  # read once before: no failures now
+    return _batch_features(encoder, batch, cached, device)
 
 
 def train_vision_language(model, sources, *, labels: torch.Tensor | None,
@@ -178,11 +192,20 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
     model = model.to(device)
     optimizer = build_optimizer(model, config)
     scaler = grad_scaler(config.precision, device)
-    n = len(images)
-    rows = list(range(n)) if index is None else list(index)
-    cached = model.encoder.cacheable_prefix and config.epochs > 0
+    rows = list(range(len(images))) if index is None else list(index)
+    # Multi-label targets [n, 2, k] train on every study: the split and the stopper are
+    # single-label (class indices).
+    split = (None if targets is None or targets.dim() != 1
+             else validation_split(targets, config.validation_fraction, generator))
+    train_idx = torch.arange(len(images)) if split is None else split[0]
+    n = len(train_idx)
+    n_epochs = resolve_epochs(config.epochs, n, config.batch_size, config.gradient_accumulation)
+    scheduler = build_scheduler(optimizer, n_epochs * steps_per_epoch(
+        n, config.batch_size, config.gradient_accumulation), config.schedule)
+    cached = model.encoder.cacheable_prefix and n_epochs > 0
     history: list[dict] = []
     step = 0
+    stopper = None
     with tempfile.TemporaryDirectory(prefix="neural_sk-") as folder:
         if cached:
             source = prefix_cache(model.encoder, images, device, folder, config=config, index=rows)
@@ -190,17 +213,22 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
             source = images
         stream = BatchStream(source, config.num_workers, pin_memory=device.type == "cuda",
                              seed=int(torch.randint(2**62, (1,), generator=generator)))
+        if split is not None:
+            stopper = EarlyStopping(
+                lambda idx: _plain_features(model.encoder, stream, split[1][idx], cached, device),
+                targets[split[1]], config.n_iter_no_change, config.batch_size,
+                metric=config.early_stopping_metric)
         try:
-            for epoch in range(config.epochs):
+            for epoch in range(n_epochs):
                 model.train()
-                order = torch.randperm(n, generator=generator)
+                order = train_idx[torch.randperm(n, generator=generator)]
                 seed = int(torch.randint(2**62, (1,), generator=generator)) if config.augment else None
                 totals = {"loss": 0.0, "generation": 0.0, "classification": 0.0}
                 seen = 0
                 batches = stream.run(
                     [order[s : s + config.batch_size] for s in range(0, n, config.batch_size)],
                     seed=seed,
-                    desc=f"fit scorer: epoch {epoch + 1}/{config.epochs}" if config.verbose else None,
+                    desc=f"fit scorer: epoch {epoch + 1}/{n_epochs}" if config.verbose else None,
                 )
                 for idx, batch, failed in batches:
                     for position, failure in zip(idx.tolist(), failed):
@@ -218,7 +246,7 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
                     scaler.scale(loss.float() / config.gradient_accumulation).backward()
                     step += 1
                     if step % config.gradient_accumulation == 0:
-                        _step(optimizer, scaler, model)
+                        _step(optimizer, scaler, model, scheduler)
                     k = len(idx)
                     seen += k
                     totals["loss"] += loss.item() * k
@@ -227,12 +255,19 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
                     if hasattr(batches, "set_postfix"):
                         batches.set_postfix(loss=f"{totals['loss'] / seen:.3f}")
                 if step % config.gradient_accumulation:
-                    _step(optimizer, scaler, model)
+                    _step(optimizer, scaler, model, scheduler)
                 history.append({key: value / max(n, 1) for key, value in totals.items()})
+                if stopper is not None:  # once per epoch: score the head, keep the best weights
+                    scores, stop = stopper.update(model, epoch)
+                    history[-1].update(scores)
+                    if stop:
+                        break
         finally:
             stream.close()
+    if stopper is not None:
+        stopper.restore_best(model)
     model.to("cpu")
     if targets is not None:
-        warn_if_head_at_chance(history, targets, weights, step)
+        warn_if_head_at_chance(history, targets, weights, step, stopper)
     return history
 
