@@ -89,9 +89,9 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
     weight_decay : float, default=0.01
     epochs : int or "auto", default="auto"
         "auto": enough for 300 optimisation steps, and at least 10.
-    validation_fraction, n_iter_no_change : float or None, int or None, default=0.1, 10
-        Stratified held-out share whose loss picks the epoch kept (and tells a head at chance);
-        stop after n_iter_no_change epochs without a better one (None: never). Single-label y.
+    validation_fraction, n_iter_no_change : float or None, int or None, default=None, 10
+        Stratified held-out share whose head loss picks the epoch kept, decoder included (and
+        tells a head at chance); stop after n_iter_no_change epochs without a better one.
     batch_size : int, default=16
         Studies per optimisation step (and per inference batch).
     gradient_accumulation : int, default=1
@@ -213,7 +213,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
                  position_embedding=True, classification_weight=0.5, class_weight=None,
                  uncertain="ignore", attention_label="max", grounding_weight=0.0,
                  learning_rate="auto", encoder_learning_rate="auto", weight_decay=0.01,
-                 epochs="auto", validation_fraction=0.1, n_iter_no_change=10, batch_size=16,
+                 epochs="auto", validation_fraction=None, n_iter_no_change=10, batch_size=16,
                  gradient_accumulation=1, augment=True, train_jpeg_quality=None,
                  max_report_tokens=128, attention_layer=-1,
                  head_reduce="mean", token_reduce="mean", report_source="auto",
