@@ -346,7 +346,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
 
     # -- batches -------------------------------------------------------------------------
     def _batches(self, X: pd.DataFrame, errors: list | None = None, desc: str | None = None):
-        """``(start, part, pixels)`` per batch; errors as in :func:`~.models.data.read_pixels`."""
+        """``(start, part, pixels)`` per batch; errors as in :func:`~.models.data.image_batches`."""
         batches = image_batches(
             X["image"].tolist(), self.image_size, self.batch_size, index=list(X.index),
             errors=errors if self.on_error == "skip" else None, desc=desc if self.verbose else None,

@@ -10,45 +10,10 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from .encoders import images_to_tensor
 from .loading import (BatchStream, StudyImages, consecutive, image_error, raise_image_error,
                       resolve_num_workers)
 
-__all__ = ["image_batches", "read_pixels", "read_reports", "report_labels"]
-
-
-def read_pixels(sources: Sequence, image_size: int, *, index: Sequence | None = None,
-                errors: list | None = None, offset: int = 0) -> torch.Tensor:
-    """Read images (arrays or paths) into one uint8 tensor [n, S, S].
-
-    Parameters
-    ----------
-    sources : sequence of ndarray or path
-    image_size : int
-        Side every image is resized to.
-    index : sequence, optional
-        Row labels of ``sources``, named in errors.
-    errors : list, optional
-        None: an unreadable image raises (naming its row and path). A list: the reason is
-        written at ``errors[offset + k]`` and the image is read as blank, so no study is
-        dropped.
-    offset : int, default=0
-        Position of ``sources[0]`` in ``errors``.
-    """
-    from ..datasets.images import read_image, read_images
-
-    index = list(range(len(sources))) if index is None else list(index)
-    if errors is None:
-        return images_to_tensor(read_images(list(sources), index=index), image_size)
-    images = []
-    for k, (row, source) in enumerate(zip(index, sources)):
-        try:
-            images.append(read_image(source))
-        except Exception as exc:  # recorded per study, never dropped
-            where = f" ({source})" if isinstance(source, str) else ""
-            errors[offset + k] = f"row {row!r}{where}: {type(exc).__name__}: {exc}"
-            images.append(np.zeros((image_size, image_size), np.float32))
-    return images_to_tensor(images, image_size)
+__all__ = ["image_batches", "read_reports", "report_labels"]
 
 
 def read_reports(reports: Sequence, *, index: Sequence | None = None, allow_empty: bool = False,

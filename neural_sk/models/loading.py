@@ -235,7 +235,7 @@ def consecutive(n: int, batch_size: int) -> list[range]:
 
 
 def image_error(failure: ImageFailure, row, source) -> str:
-    """The message recorded for a study whose image could not be read (as read_pixels')."""
+    """The message recorded for a study whose image could not be read."""
     where = f" ({source})" if isinstance(source, (str, os.PathLike)) else ""
     return f"row {row!r}{where}: {failure.kind}: {failure.message}"
 
