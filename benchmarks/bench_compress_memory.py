@@ -27,27 +27,16 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _memory import peak_rss_mib, reset_peak_rss, rss_mib, run_child, write_png_studies
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "bench_compress_memory.json"
 IMAGE_SIZE = 64
-CHUNK = 500  # studies generated at a time, so the parent stays small too
-
-
-def _rss_mib(field: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def _child(csv: str, model: str, out: str, warmup_csv: str) -> dict:
@@ -62,21 +51,15 @@ def _child(csv: str, model: str, out: str, warmup_csv: str) -> dict:
 
     pipe = joblib.load(model)
     compress(warmup_csv, pipe, out + "-warmup", verbose=0)
-    try:  # reset the high-water mark so the warm-up does not count
-        Path("/proc/self/clear_refs").write_text("5")
-        hwm = "VmHWM"
-    except OSError:
-        hwm = None
-    baseline = _rss_mib("VmRSS")
+    reset = reset_peak_rss()  # the warm-up does not count
+    baseline = rss_mib()
     tracemalloc.start()
     start = time.perf_counter()
     manifest = compress(csv, pipe, out, batch_size=32, shard_size=256, verbose=0)
     seconds = time.perf_counter() - start
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    peak = _rss_mib(hwm) if hwm else None
-    if peak is None:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib(reset)
     return {
         "n_studies": manifest["n_rows"],
         "n_compressed": manifest["n_studies"],
@@ -86,7 +69,7 @@ def _child(csv: str, model: str, out: str, warmup_csv: str) -> dict:
         "studies_per_s": round(manifest["n_rows"] / seconds, 1),
         "baseline_rss_mib": round(baseline, 1) if baseline else None,
         "peak_rss_mib": round(peak, 1),
-        "peak_rss_source": "VmHWM (reset after warm-up)" if hwm else "ru_maxrss",
+        "peak_rss_source": "VmHWM (reset after warm-up)" if reset else "ru_maxrss",
         "tracemalloc_peak_mib": round(traced_peak / 2**20, 2),
         "archive_bytes": manifest["bytes"],
         "bytes_per_study": round(manifest["bytes"] / max(manifest["n_studies"], 1), 1),
@@ -112,29 +95,6 @@ def _fit_model(path: Path) -> None:
     joblib.dump(pipe, path)
 
 
-def _write_studies(folder: Path, n: int) -> Path:
-    """n synthetic studies as PNG files plus studies.csv (image, report, study_id)."""
-    import pandas as pd
-    from PIL import Image
-
-    from neural_sk.datasets import make_synthetic_cxr
-
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    csv = folder / "studies.csv"
-    first = True
-    for chunk, start in enumerate(range(0, n, CHUNK)):
-        X, _ = make_synthetic_cxr(min(CHUNK, n - start), image_size=IMAGE_SIZE,
-                                  random_state=chunk)
-        rows = []
-        for j, (image, report) in enumerate(zip(X["image"], X["report"])):
-            rel = f"images/{start + j:06d}.png"
-            Image.fromarray(image).save(folder / rel)
-            rows.append({"image": rel, "report": report, "study_id": f"s{start + j:06d}"})
-        pd.DataFrame(rows).to_csv(csv, mode="w" if first else "a", header=first, index=False)
-        first = False
-    return csv
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 and 1,000 studies")
@@ -153,23 +113,15 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         model = tmp / "model.joblib"
         _fit_model(model)
-        full = _write_studies(tmp / "data", max(sizes))
+        full = write_png_studies(tmp / "data", max(sizes), IMAGE_SIZE, relative=True)
         table = pd.read_csv(full)
         csvs = {}
         for n in sorted(set(sizes) | {8}):
             csvs[n] = tmp / "data" / f"studies_{n}.csv"
             table.iloc[:n].to_csv(csvs[n], index=False)
         prepare = time.perf_counter() - t0
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                   TOKENIZERS_PARALLELISM="false")
-        runs = []
-        for n in sizes:
-            cmd = [sys.executable, __file__, "--child", str(csvs[n]), str(model),
-                   str(tmp / f"out_{n}"), str(csvs[8])]
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-            if done.returncode != 0:
-                raise RuntimeError(f"the run on {n} studies failed:\n{done.stderr[-4000:]}")
-            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        runs = [run_child([sys.executable, __file__, "--child", str(csvs[n]), str(model),
+                           str(tmp / f"out_{n}"), str(csvs[8])], f"{n} studies") for n in sizes]
     small, large = runs[0], runs[-1]
     result = {
         "benchmark": "bench_compress_memory",

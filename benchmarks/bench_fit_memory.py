@@ -28,33 +28,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from _common import emit
+from _memory import peak_rss_mib, reset_peak_rss, rss_mib, run_child, write_png_studies
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "bench_fit_memory.json"
-CHUNK = 500  # studies generated at a time, so the parent stays small too
 FULL = {"vision_model": "efficientnet-lite0", "text_model": "tiny", "image_size": 128,
         "batch_size": 16, "epochs": 1, "max_report_tokens": 32}
 QUICK = {"vision_model": "tiny-swin", "text_model": "tiny", "image_size": 64,
          "batch_size": 16, "epochs": 1, "max_report_tokens": 32}
-
-
-def _rss_mib(field: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def _workers(params: dict, images: list) -> int | str:
@@ -82,19 +70,13 @@ def _child(csv: str, n: str, settings: str) -> dict:
     warnings.simplefilter("ignore")  # one epoch: the head-at-chance warning is expected
     warm = table.iloc[:16]
     AttentionScorer(**params).fit(warm[["image", "report"]], warm["label"].to_numpy())
-    try:  # reset the high-water mark so the warm-up does not count
-        Path("/proc/self/clear_refs").write_text("5")
-        hwm = "VmHWM"
-    except OSError:
-        hwm = None
-    baseline = _rss_mib("VmRSS")
+    reset = reset_peak_rss()  # the warm-up does not count
+    baseline = rss_mib()
     frame = table.iloc[: int(n)]
     start = time.perf_counter()
     scorer = AttentionScorer(**params).fit(frame[["image", "report"]], frame["label"].to_numpy())
     seconds = time.perf_counter() - start
-    peak = _rss_mib(hwm) if hwm else None
-    if peak is None:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib(reset)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "n_studies": len(frame),
@@ -104,31 +86,9 @@ def _child(csv: str, n: str, settings: str) -> dict:
         "baseline_rss_mib": round(baseline, 1) if baseline else None,
         "peak_rss_mib": round(peak, 1),
         "fit_growth_mib": round(peak - baseline, 1) if baseline else None,
-        "peak_rss_source": "VmHWM (reset after warm-up)" if hwm else "ru_maxrss",
+        "peak_rss_source": "VmHWM (reset after warm-up)" if reset else "ru_maxrss",
         "worker_peak_rss_mib": round(workers, 1),
     }
-
-
-def _write_studies(folder: Path, n: int, image_size: int) -> Path:
-    """n synthetic studies as PNG files plus studies.csv (image, report, label)."""
-    import pandas as pd
-    from PIL import Image
-
-    from neural_sk.datasets import make_synthetic_cxr
-
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    csv = folder / "studies.csv"
-    for chunk, start in enumerate(range(0, n, CHUNK)):
-        X, y = make_synthetic_cxr(min(CHUNK, n - start), image_size=image_size,
-                                  random_state=chunk)
-        rows = []
-        for j, (image, report, label) in enumerate(zip(X["image"], X["report"], y)):
-            path = folder / "images" / f"{start + j:06d}.png"
-            Image.fromarray(image).save(path)
-            rows.append({"image": str(path), "report": report, "label": int(label)})
-        pd.DataFrame(rows).to_csv(csv, mode="w" if start == 0 else "a", header=start == 0,
-                                  index=False)
-    return csv
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -145,17 +105,10 @@ def main(argv: list[str] | None = None) -> dict:
     settings = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="bench_fit_memory_") as tmp:
         t0 = time.perf_counter()
-        csv = _write_studies(Path(tmp), max(sizes), settings["image_size"])
+        csv = write_png_studies(Path(tmp), max(sizes), settings["image_size"], relative=False)
         prepare = time.perf_counter() - t0
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                   TOKENIZERS_PARALLELISM="false")
-        runs = []
-        for n in sizes:
-            cmd = [sys.executable, __file__, "--child", str(csv), str(n), json.dumps(settings)]
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-            if done.returncode != 0:
-                raise RuntimeError(f"the fit on {n} studies failed:\n{done.stderr[-4000:]}")
-            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        runs = [run_child([sys.executable, __file__, "--child", str(csv), str(n),
+                           json.dumps(settings)], f"{n} studies") for n in sizes]
     small, large = runs[0], runs[-1]
     result = {
         "quick": bool(args.quick),
