@@ -28,7 +28,8 @@ reports from that fit. Per row: clinical efficacy (present-finding precision / r
 and macro-F1, :func:`neural_sk.metrics.clinical_efficacy`), location agreement (exact
 anatomy label, and by side and level) on all held-out studies and on the positives, the
 share of reports that repeat a sentence, mean words per report, and the stage-1 head's
-AUC. Two reference rows bound the location metric: a writer that names the true zone by
+AUC. The findings writer's reports (``report_decoder={"writer": "findings"}``, the default
+with the findings head) are rows of the same table. Two reference rows bound the location metric: a writer that names the true zone by
 its lobe (``ceiling_lobe_name``) and one that uses the very words of the report's findings
 (``ceiling_report_words``). A full run writes benchmarks/results/bench_reports_generation.json.
 
@@ -174,16 +175,22 @@ def main(argv: list[str] | None = None) -> dict:
 # -- generated reports ----------------------------------------------------------------------
 RESULT_GENERATION = ROOT / "benchmarks" / "results" / "bench_reports_generation.json"
 # Decoding variants, each applied to every fitted scorer: main's greedy decoding (sentences
-# may repeat), then one lever at a time, then beams with n-gram blocking.
+# may repeat), then one lever at a time, then beams with n-gram blocking; last, the findings
+# writer (no decoding: the findings head's report; only where the scorer has that head).
+_DECODER = {"writer": "decoder"}
 DECODING = {
-    "greedy": {"no_repeat_sentence": False},
-    "greedy_no_repeat_sentence": {},
-    "no_repeat_ngram_3": {"no_repeat_ngram_size": 3, "no_repeat_sentence": False},
-    "repetition_penalty_1.3": {"repetition_penalty": 1.3, "no_repeat_sentence": False},
-    "beam_4": {"num_beams": 4},
-    "beam_4_long": {"num_beams": 4, "length_penalty": 2.0},
-    "beam_4_ngram_3": {"num_beams": 4, "no_repeat_ngram_size": 3},
+    "greedy": {**_DECODER, "no_repeat_sentence": False},
+    "greedy_no_repeat_sentence": _DECODER,
+    "no_repeat_ngram_3": {**_DECODER, "no_repeat_ngram_size": 3, "no_repeat_sentence": False},
+    "repetition_penalty_1.3": {**_DECODER, "repetition_penalty": 1.3,
+                               "no_repeat_sentence": False},
+    "beam_4": {**_DECODER, "num_beams": 4},
+    "beam_4_long": {**_DECODER, "num_beams": 4, "length_penalty": 2.0},
+    "beam_4_ngram_3": {**_DECODER, "num_beams": 4, "no_repeat_ngram_size": 3},
+    "findings_writer": {"writer": "findings"},
+    "findings_writer_0.3": {"writer": "findings", "findings_threshold": 0.3},
 }
+_WRITER = ("findings_writer", "findings_writer_0.3")
 
 
 def _efficacy(generated: list[str], reference: list[str], positive: np.ndarray) -> dict:
@@ -261,11 +268,13 @@ def _training_rows(name: str, conditioning: str, epochs: int, split, settings, q
     head_auc = roc_auc(split.y_test, scorer.predict_proba(split.X_test))
     # The main variants get every decoding; the others the default and the best beam.
     decoding = DECODING if name in ("none", "findings") else {
-        k: DECODING[k] for k in ("greedy_no_repeat_sentence", "beam_4")}
+        k: DECODING[k] for k in ("greedy_no_repeat_sentence", "beam_4", *_WRITER)}
     if decodings:
         decoding = {k: DECODING[k] for k in decodings}
     elif quick:
-        decoding = dict(list(DECODING.items())[:2])
+        decoding = {k: DECODING[k] for k in ("greedy", "greedy_no_repeat_sentence", *_WRITER)}
+    if conditioning != "findings":  # the writer needs the findings head
+        decoding = {k: v for k, v in decoding.items() if k not in _WRITER}
     rows = []
     for dec_name, options in decoding.items():
         # Inference batches only (the fit used the demo's 16): fewer decoding steps to run.

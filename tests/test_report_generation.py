@@ -35,9 +35,10 @@ def _repeats(report: str) -> bool:
 
 def test_generated_reports_never_repeat_a_sentence(repeater):
     scorer, X = repeater
-    free = scorer.set_params(report_decoder={"no_repeat_sentence": False}).generate_reports(X)
+    free = scorer.set_params(report_decoder={"no_repeat_sentence": False, "writer": "decoder"}
+                             ).generate_reports(X)
     assert any(_repeats(r) for r in free), free  # what it learned: repetition
-    for options in (None, {"num_beams": 3}):
+    for options in ({"writer": "decoder"}, {"num_beams": 3, "writer": "decoder"}):
         reports = scorer.set_params(report_decoder=options).generate_reports(X)
         assert len(reports) == len(X)
         assert not any(_repeats(r) for r in reports), reports
@@ -67,7 +68,9 @@ def test_decoder_options_are_checked_in_fit(data):
     with pytest.raises(ValueError, match="needs the classification head"):
         AttentionScorer(**TINY, epochs=0, method="cross_attention",
                         report_decoder={"conditioning": "head"}).fit(X)
-    assert check_decoder_options(None) == DECODER_DEFAULTS
+    # "auto": the findings writer where the findings head exists, else the decoder
+    assert check_decoder_options(None) == {**DECODER_DEFAULTS, "writer": "findings"}
+    assert check_decoder_options({"conditioning": "head"})["writer"] == "decoder"
 
 
 @pytest.mark.filterwarnings("ignore:the stage-1 classification head")

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
 from ..text import OBSERVATIONS, extract_entities
+from ..text.lexicon import side_level as _side_level
 
 __all__ = ["clinical_efficacy"]
 
@@ -34,23 +35,6 @@ def _present(entities: list, observations: Sequence[str]) -> tuple[np.ndarray, l
                 places.setdefault(e.concept, set()).update(e.anatomy)
         where.append(places)
     return found, where
-
-
-_SIDES = ("right", "left", "bilateral")
-_LEVELS = {"upper": "upper", "apex": "upper", "mid": "mid", "middle": "mid", "lingula": "mid",
-           "lower": "lower", "base": "lower", "costophrenic": "lower"}
-
-
-def _side_level(place: str) -> tuple[str | None, str | None]:
-    """The side and the level (upper / mid / lower) an anatomy label names, where it does.
-
-    "right-lower-lobe", "right-lower-zone" and "right-base" are all ("right", "lower");
-    "lingula" is ("left", "mid").
-    """
-    words = place.split("-")
-    side = next((w for w in words if w in _SIDES), "left" if place == "lingula" else None)
-    level = next((_LEVELS[w] for w in words if w in _LEVELS), None)
-    return side, level
 
 
 def _agree_side_level(generated: set, reference: set) -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .encoders import normalize
+from .findings_writer import write_findings
 from .generation import check_decoder_options, drop_repeated_tail, generation_kwargs
 from .presets import uses_channels_last
 from .vlm import encode_reports
@@ -52,6 +53,8 @@ def generate_text(model, tokenizer, features: torch.Tensor, max_tokens: int,
     sentence may repeat.
     """
     options = check_decoder_options(options)
+    if options["writer"] == "findings":
+        return write_findings(model, features, options["findings_threshold"])
     ids = model.generate(features, max_new_tokens=max_tokens,
                          **generation_kwargs(options, tokenizer))
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)

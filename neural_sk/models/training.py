@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .conditioning import report_findings
+from .findings_writer import fit_findings_writer
 from .encoders import normalize
 from .loading import BatchStream, FeatureRows, StudyImages, raise_image_error, resolve_num_workers
 from .losses import batch_loss, warn_if_head_at_chance
@@ -262,10 +263,14 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
                     history[-1].update(scores)
                     if stop:
                         break
+            if stopper is not None:
+                stopper.restore_best(model)
+            if findings is not None:  # after the weights are final
+                model.report_writer = fit_findings_writer(
+                    model, lambda idx: _plain_features(model.encoder, stream, idx, cached, device),
+                    len(images), reports, config.batch_size)
         finally:
             stream.close()
-    if stopper is not None:
-        stopper.restore_best(model)
     model.to("cpu")
     if targets is not None:
         warn_if_head_at_chance(history, targets, weights, step, stopper)

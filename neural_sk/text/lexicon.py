@@ -14,8 +14,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["load_lexicon", "normalize_observation", "OBSERVATIONS", "ANATOMY", "CONCEPTS",
-           "STATUSES"]
+__all__ = ["load_lexicon", "normalize_observation", "side_level", "OBSERVATIONS", "ANATOMY",
+           "CONCEPTS", "STATUSES"]
 
 #: The status a finding mention can have.
 STATUSES = ("present", "absent", "uncertain")
@@ -102,3 +102,24 @@ def with_plurals(phrases: Iterable[str]) -> list[str]:
         if form:
             out.append(" ".join(words[:-1] + [form]))
     return list(dict.fromkeys(out))
+
+
+_SIDES = ("right", "left", "bilateral")
+_LEVELS = {"upper": "upper", "apex": "upper", "mid": "mid", "middle": "mid", "lingula": "mid",
+           "lower": "lower", "base": "lower", "costophrenic": "lower"}
+
+
+def side_level(place: str) -> tuple[str | None, str | None]:
+    """The side and the level (upper / mid / lower) an anatomy concept names, where it does.
+
+    Examples
+    --------
+    >>> side_level("right-lower-lobe"), side_level("right-base"), side_level("lingula")
+    (('right', 'lower'), ('right', 'lower'), ('left', 'mid'))
+    >>> side_level("heart")
+    (None, None)
+    """
+    words = place.split("-")
+    side = next((w for w in words if w in _SIDES), "left" if place == "lingula" else None)
+    level = next((_LEVELS[w] for w in words if w in _LEVELS), None)
+    return side, level
