@@ -19,8 +19,9 @@ def _read(report: str) -> dict:
 
 
 def _one_hot_attention(n: int, patch: int, k: int = len(FINDINGS)) -> np.ndarray:
-    attention = np.zeros((n, GRID[0] * GRID[1], k))
-    attention[:, patch, :] = 1.0
+    """[n, 1, P, k]: one candidate map per finding, peaked at ``patch``."""
+    attention = np.zeros((n, 1, GRID[0] * GRID[1], k))
+    attention[:, :, patch, :] = 1.0
     return attention
 
 
@@ -34,8 +35,8 @@ def _training_writer() -> FindingsWriter:
 
 
 def test_every_finding_is_read_back_with_the_status_written():
-    writer = FindingsWriter(findings=FINDINGS, negatives=FINDINGS, placed=(), places=(),
-                            peaks=np.zeros((0, 2)), place_findings={})
+    writer = FindingsWriter(findings=FINDINGS, negatives=FINDINGS, places=(),
+                            peaks=np.zeros((1, 0, 2)), placement={})
     k = len(FINDINGS)
     attention = _one_hot_attention(k, 0)
     present, absent = writer.write(np.eye(k), attention, GRID), writer.write(np.zeros((k, k)),
@@ -63,15 +64,22 @@ def test_places_and_negatives_are_learned_from_training_reports():
     assert _read(nothing) == {"no-finding": ("present", set()), "pneumothorax": ("absent", set())}
 
 
-def test_attention_that_does_not_localise_names_no_place():
+def test_a_finding_is_placed_by_the_map_that_localises_or_not_at_all():
     reports = ["Pneumonia in the right lower lobe."] * 4 + ["Left lower lobe pneumonia."] * 4
-    # the same peaks for both sides: nothing tells them apart
-    attention = np.concatenate([_one_hot_attention(2, 12), _one_hot_attention(2, 15)] * 2)
-    writer = FindingsWriter.from_training(FINDINGS, reports, attention, GRID)
-    assert writer.placed == ()
-    p = np.zeros((1, len(FINDINGS)))
-    p[0, FINDINGS.index("pneumonia")] = 0.9
-    assert _read(writer.write(p, attention[:1], GRID)[0])["pneumonia"] == ("present", set())
+    # Map 0 peaks alike on both sides (nothing tells them apart); map 1 peaks on the side.
+    blind = np.concatenate([_one_hot_attention(2, 12), _one_hot_attention(2, 15)] * 2)
+    seeing = np.concatenate([_one_hot_attention(4, 12), _one_hot_attention(4, 15)])
+    assert FindingsWriter.from_training(FINDINGS, reports, blind, GRID).placed == ()
+    writer = FindingsWriter.from_training(FINDINGS, reports,
+                                          np.concatenate([blind, seeing], 1), GRID)
+    assert writer.placement["pneumonia"][0] == 1
+    p = np.zeros((2, len(FINDINGS)))
+    p[:, FINDINGS.index("pneumonia")] = 0.9
+    right, left = writer.write(p, np.concatenate([blind, seeing], 1)[[0, 4]], GRID)
+    assert _read(right)["pneumonia"] == ("present", {"right-lower-lobe"})
+    assert _read(left)["pneumonia"] == ("present", {"left-lower-lobe"})
+    unplaced = FindingsWriter.from_training(FINDINGS, reports, blind, GRID)
+    assert _read(unplaced.write(p[:1], blind[:1], GRID)[0])["pneumonia"] == ("present", set())
 
 
 def test_threshold_decides_what_is_present():

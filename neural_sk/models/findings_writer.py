@@ -5,15 +5,18 @@ finding late (at a few hundred studies it rarely does). :class:`FindingsWriter` 
 the findings head (:class:`~neural_sk.models.conditioning.FindingsConditioner`) sees, in the
 words the report reader reads back:
 
-* each finding whose probability reaches the threshold, most likely first, placed where its
-  attention peaks when the training reports usually place that finding and the peaks of the
-  training images find the reports' places for more than half of them;
+* each finding whose probability reaches the threshold, most likely first, placed where one
+  of the model's patch maps peaks: its own attention in the findings head, or the
+  classification head's (the map the scorer ranks patches by). A finding is placed when the
+  training reports usually place it, by the map whose peaks find the reports' side and level
+  for more than half of them on the training images (none: no place);
 * "No <finding>." for the findings the training reports usually state as absent (the
   pertinent negatives), when the head does not find them, after "No acute cardiopulmonary
   process." when it finds nothing.
 
-Everything it says is learned from the training reports and images: which findings are placed,
-the places (the mean attention peak of each sided place the reports name) and the negatives.
+Everything it says is learned from the training reports and images: which findings are placed
+and by which map, the places (the mean peak of each side and level the reports name) and the
+negatives.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 from ..text.lexicon import side_level
 
-__all__ = ["FindingsWriter", "finding_phrase", "findings_attention", "fit_findings_writer",
+__all__ = ["FindingsWriter", "finding_maps", "finding_phrase", "fit_findings_writer",
            "place_phrase", "write_findings"]
 
 #: A finding is placed when at least this share of its present mentions in the training
@@ -78,9 +81,9 @@ def attention_peaks(attention: np.ndarray, grid_shape: Sequence[int]) -> np.ndar
 
 @dataclass
 class FindingsWriter:
-    """Writes a short report from the findings head's probabilities and attention.
+    """Writes a short report from the findings head's probabilities and the model's maps.
 
-    Build it with :meth:`from_training`; :meth:`write` turns the head's output into reports.
+    Build it with :meth:`from_training`; :meth:`write` turns the model's output into reports.
 
     Attributes
     ----------
@@ -88,40 +91,43 @@ class FindingsWriter:
         The head's findings, in the order of its outputs.
     negatives : tuple of str
         Findings stated as absent when the head does not find them, most often stated first.
-    placed : tuple of str
-        Findings that are written with a place.
     places : tuple of str
-        The regions (a side and a level) a placed finding can be written in, each named by
-        the anatomy concept the training reports use most for it.
-    peaks : ndarray of shape (len(places), 2)
-        Mean attention peak (row, column in [0, 1]) of each region in the training images.
-    place_findings : dict
-        For each placed finding, the indices of the places the training reports put it in.
+        The regions (a side and a level) a finding can be written in, each named by the
+        anatomy concept the training reports use most for it.
+    peaks : ndarray of shape (n_maps, len(places), 2)
+        Per map, the mean peak (row, column in [0, 1]) of each region in the training images.
+    placement : dict
+        For each placed finding, ``(map, regions)``: the map that places it and the indices of
+        the regions the training reports put it in.
 
     Examples
     --------
     >>> import numpy as np
     >>> writer = FindingsWriter(findings=("pneumonia", "pleural-effusion"),
-    ...                         negatives=("pleural-effusion",), placed=("pneumonia",),
+    ...                         negatives=("pleural-effusion",),
     ...                         places=("right-lower-lobe", "left-lower-lobe"),
-    ...                         peaks=np.array([[0.7, 0.3], [0.7, 0.7]]),
-    ...                         place_findings={"pneumonia": (0, 1)})
-    >>> attention = np.zeros((1, 4, 2)); attention[0, 3, 0] = 1  # 2x2 grid, bottom right
-    >>> writer.write(np.array([[0.9, 0.1]]), attention, (2, 2))
+    ...                         peaks=np.array([[[0.7, 0.3], [0.7, 0.7]]]),
+    ...                         placement={"pneumonia": (0, (0, 1))})
+    >>> maps = np.zeros((1, 1, 4, 2)); maps[0, 0, 3, 0] = 1  # 2x2 grid, bottom right
+    >>> writer.write(np.array([[0.9, 0.1]]), maps, (2, 2))
     ['Pneumonia in the left lower lobe. No pleural effusion.']
     """
 
     findings: tuple[str, ...]
     negatives: tuple[str, ...]
-    placed: tuple[str, ...]
     places: tuple[str, ...]
     peaks: np.ndarray
-    place_findings: dict
+    placement: dict
+
+    @property
+    def placed(self) -> tuple[str, ...]:
+        """The findings written with a place."""
+        return tuple(self.placement)
 
     @classmethod
-    def from_training(cls, findings: Sequence[str], reports: Sequence[str],
-                      attention: np.ndarray, grid_shape: Sequence[int]) -> FindingsWriter:
-        """Learn the negatives, the placed findings and the places from training studies.
+    def from_training(cls, findings: Sequence[str], reports: Sequence[str], maps: np.ndarray,
+                      grid_shape: Sequence[int]) -> FindingsWriter:
+        """Learn the negatives, the places and which map places each finding.
 
         Parameters
         ----------
@@ -129,8 +135,8 @@ class FindingsWriter:
             The head's findings (observation names), in the order of its outputs.
         reports : sequence of str
             The training reports, read with :func:`neural_sk.text.extract_entities`.
-        attention : ndarray of shape (n, P, len(findings))
-            The head's attention over the patches of each training image, per finding.
+        maps : ndarray of shape (n, n_maps, P, len(findings))
+            Candidate maps over the patches of each training image, per finding.
         grid_shape : (int, int)
             The patch grid.
         """
@@ -138,67 +144,62 @@ class FindingsWriter:
 
         findings = tuple(findings)
         column = {name: k for k, name in enumerate(findings)}
-        peaks = attention_peaks(np.moveaxis(np.asarray(attention, dtype=float), -1, -2),
-                                grid_shape)  # [n, K, 2]
+        peaks = attention_peaks(np.moveaxis(np.asarray(maps, dtype=float), -1, -2),
+                                grid_shape)  # [n, S, K, 2]
         absent, present, located = Counter(), Counter(), Counter()
-        at_region: dict[tuple, list] = defaultdict(list)
         names: dict[tuple, Counter] = defaultdict(Counter)
-        seen_with: dict[str, Counter] = defaultdict(Counter)
-        mentions_located: list[tuple] = []  # (study, finding, regions the report names)
-        for i, mentions in enumerate(extract_entities(list(reports))):
+        mentions: list[tuple] = []  # (study, finding, the regions its report names)
+        for i, entities in enumerate(extract_entities(list(reports))):
             status: dict[str, set] = defaultdict(set)
             where: dict[str, set] = defaultdict(set)
-            for e in mentions:
+            for e in entities:
                 if e.kind == "finding" and e.concept in column:
                     status[e.concept].add(e.status)
-                    if e.status == "present":
-                        for place in e.anatomy:
-                            if _region(place):
-                                where[e.concept].add(_region(place))
-                                names[_region(place)][place] += 1
+                    for place in e.anatomy if e.status == "present" else ():
+                        if _region(place):
+                            where[e.concept].add(_region(place))
+                            names[_region(place)][place] += 1
             for concept, states in status.items():
                 if "present" in states:
                     present[concept] += 1
                     located[concept] += bool(where[concept])
-                    for region in where[concept]:
-                        at_region[region].append(peaks[i, column[concept]])
-                        seen_with[concept][region] += 1
                     if where[concept]:
-                        mentions_located.append((i, column[concept], where[concept]))
+                        mentions.append((i, column[concept], where[concept]))
                 elif states == {"absent"}:
                     absent[concept] += 1
-        n = max(len(reports), 1)
-        regions = sorted(r for r, v in at_region.items() if len(v) >= MIN_PLACE_MENTIONS)
-        placed = tuple(c for c in findings if present[c]
-                       and located[c] / present[c] >= PLACE_SHARE
-                       and any(r in regions for r in seen_with[c]))
+        counts = Counter(r for _, _, named in mentions for r in named)
+        regions = sorted(r for r, k in counts.items() if k >= MIN_PLACE_MENTIONS)
+        at = {r: [(i, k) for i, k, named in mentions if r in named] for r in regions}
+        n_maps = peaks.shape[1] if peaks.ndim == 4 else 1
         writer = cls(
             findings=findings,
-            negatives=tuple(c for c, k in absent.most_common() if k / n >= NEGATIVE_SHARE),
-            placed=placed,
+            negatives=tuple(c for c, k in absent.most_common()
+                            if k / max(len(reports), 1) >= NEGATIVE_SHARE),
             places=tuple(names[r].most_common(1)[0][0] for r in regions),
-            peaks=np.array([np.mean(at_region[r], 0) for r in regions]).reshape(-1, 2),
-            place_findings={c: tuple(j for j, r in enumerate(regions) if seen_with[c][r])
-                            for c in placed},
+            peaks=np.array([[np.mean([peaks[i, s, k] for i, k in at[r]], 0) for r in regions]
+                            for s in range(n_maps)]).reshape(n_maps, len(regions), 2),
+            placement={},
         )
-        # A place is written only where the attention peak finds the side and level the
-        # training report names for more than half of them: a head whose attention does not
-        # localise names no place.
-        hits: dict[str, list] = defaultdict(list)
-        for i, k, named in mentions_located:
-            if findings[k] in placed:
-                hits[findings[k]].append(_region(writer._nearest(findings[k], peaks[i, k]))
-                                         in named)
-        writer.placed = tuple(c for c in placed if np.mean(hits[c]) > PLACE_SHARE)
-        writer.place_findings = {c: writer.place_findings[c] for c in writer.placed}
+        for k, concept in enumerate(findings):
+            own = [(i, named) for i, kk, named in mentions if kk == k]
+            candidates = tuple(j for j, r in enumerate(regions)
+                               if any(r in named for _, named in own))
+            if not candidates or located[concept] / present[concept] < PLACE_SHARE:
+                continue
+            # How often each map's peak lands in a region the study's own report names.
+            agreement = [np.mean([_region(writer._nearest(s, candidates, peaks[i, s, k]))
+                                  in named for i, named in own]) for s in range(n_maps)]
+            best = int(np.argmax(agreement))
+            if agreement[best] > PLACE_SHARE:
+                writer.placement[concept] = (best, candidates)
         return writer
 
-    def write(self, probabilities: np.ndarray, attention: np.ndarray,
-              grid_shape: Sequence[int], threshold: float = 0.5) -> list[str]:
-        """One report per study from the head's probabilities [n, K] and attention [n, P, K]."""
+    def write(self, probabilities: np.ndarray, maps: np.ndarray, grid_shape: Sequence[int],
+              threshold: float = 0.5) -> list[str]:
+        """One report per study from the head's probabilities [n, K] and the candidate maps
+        [n, n_maps, P, K] (as in :meth:`from_training`)."""
         probabilities = np.asarray(probabilities, dtype=float)
-        peaks = attention_peaks(np.moveaxis(np.asarray(attention, dtype=float), -1, -2),
-                                grid_shape)
+        peaks = attention_peaks(np.moveaxis(np.asarray(maps, dtype=float), -1, -2), grid_shape)
         column = {name: k for k, name in enumerate(self.findings)}
         reports = []
         for i, row in enumerate(probabilities):
@@ -206,33 +207,43 @@ class FindingsWriter:
             for k in np.argsort(-row, kind="stable"):
                 if row[k] < threshold:
                     break
-                sentences.append(self._present(self.findings[k], peaks[i, k]))
+                sentences.append(self._present(self.findings[k], peaks[i, :, k]))
             found = bool(sentences)
             sentences += [f"No {finding_phrase(c)}." for c in self.negatives
                           if row[column[c]] < threshold]
             reports.append(" ".join(sentences) if found else " ".join([NOTHING, *sentences]))
         return reports
 
-    def _present(self, concept: str, peak: np.ndarray) -> str:
+    def _present(self, concept: str, peaks: np.ndarray) -> str:
         phrase = finding_phrase(concept)
-        if concept not in self.placed:
-            return f"{phrase[0].upper()}{phrase[1:]} is present."
-        return f"{phrase[0].upper()}{phrase[1:]} in the {place_phrase(self._nearest(concept, peak))}."
+        phrase = phrase[0].upper() + phrase[1:]
+        if concept not in self.placement:
+            return f"{phrase} is present."
+        source, candidates = self.placement[concept]
+        return f"{phrase} in the {place_phrase(self._nearest(source, candidates, peaks[source]))}."
 
-    def _nearest(self, concept: str, peak: np.ndarray) -> str:
-        """The place, among those the training reports put ``concept`` in, nearest the peak."""
-        candidates = list(self.place_findings[concept])
-        return self.places[candidates[int(np.argmin(((self.peaks[candidates] - peak) ** 2)
-                                                    .sum(-1)))]]
+    def _nearest(self, source: int, candidates: Sequence[int], peak: np.ndarray) -> str:
+        """The place among ``candidates`` whose mean peak in map ``source`` is nearest."""
+        candidates = list(candidates)
+        distance = ((self.peaks[source, candidates] - peak) ** 2).sum(-1)
+        return self.places[candidates[int(np.argmin(distance))]]
 
 
-def findings_attention(model, features) -> tuple[np.ndarray, np.ndarray]:
-    """The findings head's probabilities [B, K] and attention [B, P, K] as float arrays."""
+def finding_maps(model, features) -> tuple[np.ndarray, np.ndarray]:
+    """The findings head's probabilities [B, K] and the candidate maps [B, n_maps, P, K]: each
+    finding's attention in the findings head, and (with a classification head) the map the
+    MIL head ranks patches by (the maximum over labels of a multi-label head)."""
     import torch
 
     with torch.no_grad():
         logits, attention = model.conditioner.attend(features)
-    return logits.sigmoid().float().cpu().numpy(), attention.float().cpu().numpy()
+        maps = [attention.float()]
+        if model.head is not None:
+            label_map = model.patch_scores(features, "mil")[1].float()
+            if label_map.dim() == 3:
+                label_map = label_map.max(1).values
+            maps.append(label_map[..., None].expand_as(maps[0]))
+    return (logits.sigmoid().float().cpu().numpy(), torch.stack(maps, 1).cpu().numpy())
 
 
 def fit_findings_writer(model, features_of, n: int, reports: Sequence[str],
@@ -251,10 +262,10 @@ def fit_findings_writer(model, features_of, n: int, reports: Sequence[str],
     with torch.no_grad():
         for start in range(0, n, batch_size):
             features = features_of(torch.arange(start, min(start + batch_size, n)))
-            parts.append(findings_attention(model, features)[1])
-    attention = np.concatenate(parts) if parts else np.zeros((0, 0, len(FINDINGS)))
-
-    return FindingsWriter.from_training(FINDINGS, reports, attention, model.encoder.grid_shape)
+            parts.append(finding_maps(model, features)[1])
+    P = model.encoder.grid_shape[0] * model.encoder.grid_shape[1]
+    maps = np.concatenate(parts) if parts else np.zeros((0, 1, P, len(FINDINGS)))
+    return FindingsWriter.from_training(FINDINGS, reports, maps, model.encoder.grid_shape)
 
 
 def write_findings(model, features, threshold: float = 0.5) -> list[str]:
@@ -263,5 +274,5 @@ def write_findings(model, features, threshold: float = 0.5) -> list[str]:
     if writer is None:
         raise ValueError("report_decoder['writer']='findings' needs a model fitted with "
                          "conditioning='findings' by this version: refit the scorer")
-    probabilities, attention = findings_attention(model, features)
-    return writer.write(probabilities, attention, model.encoder.grid_shape, threshold)
+    probabilities, maps = finding_maps(model, features)
+    return writer.write(probabilities, maps, model.encoder.grid_shape, threshold)
