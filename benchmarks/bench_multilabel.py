@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="CI size: tiny model, 64 px")
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=lambda t: t if t == "auto" else int(t), default="auto",
+                        help="the scorer's (default: its own 'auto')")
     parser.add_argument("--gnn-epochs", type=int, default=60)
     parser.add_argument("--keep", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)

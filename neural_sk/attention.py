@@ -71,8 +71,9 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         Output stride of the patch features, for encoders with several stages.
     position_embedding : bool, default=True
         Add a learned 2-D position embedding after the projection (for location words).
-    classification_weight : float, default=0.5
-        Weight of the classification loss (0.5 in the paper).
+    classification_weight : float or "auto", default="auto"
+        Weight of the classification loss; "auto": 2 beside the tiny decoder trained from
+        scratch, else the paper's 0.5 (:mod:`neural_sk.models.presets`).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in every loss term, as in scikit-learn (``"balanced"``:
         inversely proportional to class frequencies); they multiply ``sample_weight``.
@@ -88,7 +89,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         encoder. "auto": :func:`neural_sk.models.presets.default_learning_rates`.
     weight_decay : float, default=0.01
     epochs : int or "auto", default="auto"
-        "auto": enough for 300 optimisation steps, and at least 10.
+        "auto": enough for 600 optimisation steps, and at least 10.
     validation_fraction, n_iter_no_change : float or None, int or None, default=None, 10
         Stratified held-out share whose head loss picks the epoch kept, decoder included (and
         tells a head at chance); stop after n_iter_no_change epochs without a better one.
@@ -177,7 +178,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
         "train_encoder": [StrOptions({"last_stage", "all", "none"})],
         "feature_stage": [Options(Integral, {16, 32})],
         "position_embedding": ["boolean"],
-        "classification_weight": [Interval(Real, 0, None, closed="left")],
+        "classification_weight": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "class_weight": [None, StrOptions({"balanced"}), dict],
         "uncertain": [StrOptions({"ignore", "ones", "zeros"})],
         "attention_label": [str, Integral],
@@ -210,7 +211,7 @@ class AttentionScorer(TransformerMixin, BaseEstimator):
 
     def __init__(self, vision_model="efficientnet-lite0", text_model="tiny", image_size=224,
                  method="mil", train_encoder="last_stage", feature_stage=16,
-                 position_embedding=True, classification_weight=0.5, class_weight=None,
+                 position_embedding=True, classification_weight="auto", class_weight=None,
                  uncertain="ignore", attention_label="max", grounding_weight=0.0,
                  learning_rate="auto", encoder_learning_rate="auto", weight_decay=0.01,
                  epochs="auto", validation_fraction=None, n_iter_no_change=10, batch_size=16,

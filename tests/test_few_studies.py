@@ -59,6 +59,18 @@ def test_auto_epochs_give_few_studies_enough_steps(n):
     assert epochs == MIN_EPOCHS or (epochs - 1) * steps_per_epoch(n, 16) < MIN_STEPS
 
 
+def test_auto_classification_weight_follows_the_decoder():
+    from neural_sk.models.training import TrainingConfig
+
+    def weight(**params):
+        return TrainingConfig.from_params(AttentionScorer(**params).get_params()).classification_weight
+
+    # the tiny from-scratch decoder: 2; the paper's 0.5 beside a local decoder or none
+    assert weight() == 2.0 and weight(text_model=None) == 0.5
+    assert weight(text_model="/models/clinical-t5") == 0.5
+    assert weight(classification_weight=1.5) == 1.5
+
+
 def test_explicit_epochs_are_kept():
     assert resolve_epochs(3, 160, 16) == 3 and resolve_epochs(0, 10, 4) == 0
     assert steps_per_epoch(160, 16, gradient_accumulation=4) == 3

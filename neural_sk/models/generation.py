@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["CONDITIONING", "DECODER_DEFAULTS", "WRITERS", "NoRepeatSentence", "check_decoder_options",
-           "drop_repeated_tail", "generation_kwargs"]
+__all__ = ["CONDITIONING", "DECODER_DEFAULTS", "WRITERS", "NoRepeatSentence",
+           "check_decoder_options", "drop_repeated_tail", "generation_kwargs"]
 
 #: What the decoder sees besides the projected patches: nothing more ("none"), the
 #: classification head's findings ("head": its class probabilities and the patches it attends

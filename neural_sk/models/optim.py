@@ -11,9 +11,10 @@ __all__ = ["MIN_STEPS", "MIN_EPOCHS", "build_optimizer", "build_scheduler", "res
            "steps_per_epoch", "warmup_cosine"]
 
 # epochs="auto" trains at least this many optimisation steps, and at least MIN_EPOCHS epochs.
-# 300 steps is what 480 studies get from 10 epochs of batch 16, where the default scorer
-# learns; 160 studies got 100 and learned nothing, however good the rate.
-MIN_STEPS = 300
+# 160 synthetic studies learned nothing in 100 steps; in 300 (four seeds) held-out AUC
+# 0.70-0.84 and the top patch on the lesion in 0.25-0.49 of positives; in 600, 0.78-0.87 and
+# 0.51-0.61 (benchmarks/results/bench_few_studies.json). 480 studies get 20 epochs.
+MIN_STEPS = 600
 MIN_EPOCHS = 10
 # Share of the steps spent warming up: the fresh head and decoder start at a small rate
 # instead of pulling the pretrained encoder stage with their first, random gradients.
@@ -77,7 +78,7 @@ def resolve_epochs(epochs: int | str, n_train: int, batch_size: int,
     Examples
     --------
     >>> resolve_epochs("auto", 160, 16), resolve_epochs("auto", 480, 16), resolve_epochs(3, 160, 16)
-    (30, 10, 3)
+    (60, 20, 3)
     """
     if epochs != "auto":
         return int(epochs)

@@ -24,7 +24,7 @@ from .loading import BatchStream, FeatureRows, StudyImages, raise_image_error, r
 from .losses import batch_loss, warn_if_head_at_chance
 from .optim import build_optimizer, build_scheduler, resolve_epochs, steps_per_epoch
 from .precision import autocast, grad_scaler, resolve_precision
-from .presets import default_learning_rates, uses_channels_last
+from .presets import default_classification_weight, default_learning_rates, uses_channels_last
 from .validation import EarlyStopping, validation_split
 
 __all__ = ["TrainingConfig", "prefix_cache", "train_vision_language"]
@@ -72,6 +72,8 @@ class TrainingConfig:
         return cls(**{
             **{key: value for key, value in params.items() if key in names},
             "learning_rate": rates[0], "encoder_learning_rate": rates[1],
+            "classification_weight": default_classification_weight(
+                params["text_model"], params["classification_weight"]),
             "max_shift": params["image_size"] // 16,
         })
 
