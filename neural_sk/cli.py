@@ -55,7 +55,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         ("--n-samples", "n_samples", int, "studies to generate"),
         ("--image-size", "image_size", int, "input resolution in pixels"),
         ("--keep-ratio", "keep_ratio", float, "share of patches kept"),
-        ("--epochs", "epochs", int, "scorer training epochs"),
+        ("--epochs", "epochs", _epochs, "scorer training epochs, or 'auto'"),
     ):
         demo.add_argument(flag, type=kind, default=None, help=f"{text} (default: "
                           f"{getattr(full, field)}; with --quick: {getattr(quick, field)})")
@@ -64,6 +64,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--quick", action="store_true", help="tiny settings (seconds, for CI)")
     demo.add_argument("--json", action="store_true", help="print the figures as JSON last")
     _add_verbosity(demo)
+
+
+def _epochs(text: str) -> int | str:
+    """An ``--epochs`` value: a count, or "auto" (the scorer's own choice)."""
+    return text if text == "auto" else int(text)
 
 
 def _add_compress(sub: argparse._SubParsersAction) -> None:

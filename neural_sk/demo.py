@@ -37,7 +37,7 @@ class DemoSettings:
     n_samples: int = 700
     image_size: int = 224
     keep_ratio: float = 0.023
-    epochs: int = 12
+    epochs: int | str = "auto"  # the scorer's own default (600 steps: 24 epochs here)
     test_size: float = 0.4
     random_state: int = 0
     vision_model: str = "efficientnet-lite0"
@@ -172,7 +172,7 @@ def score_split(scorer: Any, split: HeldOutSplit) -> tuple[StudySet, StudySet, S
         Scored training studies, held-out studies with generated reports, and the same
         with their given reports.
     """
-    log.info("fitting the scorer on %d studies (%s, %d px, %d epochs)", len(split.X_train),
+    log.info("fitting the scorer on %d studies (%s, %d px, epochs=%s)", len(split.X_train),
              scorer.vision_model, scorer.image_size, scorer.epochs)
     scorer.fit(split.X_train, split.y_train)
     log.info("scoring %d training and %d held-out studies (held-out ones with the reports "
