@@ -68,11 +68,12 @@ def _reference_scores(scorer, frame: pd.DataFrame, device) -> np.ndarray:
                                 return_tensors="pt")
         with torch.no_grad():
             feats = encoder(pixels)
-            mem = model.memory(feats)
-            res = model.decoder(encoder_outputs=mem, labels=enc["input_ids"].to(device),
-                                output_attentions=True)
+            mem, ones = model.memory(feats)
+            res = model.decoder(encoder_outputs=mem, attention_mask=ones,
+                                labels=enc["input_ids"].to(device), output_attentions=True)
         layers = [a.cpu().numpy() for a in res.cross_attentions]  # every layer, to NumPy
-        last = layers[-1][0]  # [heads, T, P]
+        last = layers[-1][0][..., : feats.shape[1]]  # [heads, T, P]: the patches, not the
+        # conditioning tokens after them
         scores = last.mean(0).mean(0)
         out.append(scores / scores.sum())
     return np.stack(out)

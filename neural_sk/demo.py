@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,7 +351,9 @@ def _write_pictures(out: Path, X_test, y_test, masks, studies) -> list[str]:
     k = int(positives[0])
     fig, ax = plt.subplots(figsize=(7, 5))
     plot_graph(studies.graphs[k], ax=ax, grid_shape=studies.grid_shape)
-    ax.set_title("fused graph; generated report: " + studies.reports[k][:90], fontsize=8)
+    title = textwrap.shorten("fused graph; generated report: " + studies.reports[k], 330,
+                             placeholder=" ...")
+    ax.set_title(textwrap.fill(title, 110), fontsize=8)
     fig.tight_layout()
     graph_path = out / "demo_graph.png"
     fig.savefig(graph_path, dpi=100)

@@ -28,9 +28,10 @@ CONDITIONING = ("none", "head", "findings")
 #: :class:`~neural_sk.models.findings_writer.FindingsWriter` from the findings head (each
 #: finding whose probability reaches ``findings_threshold``, placed where its attention peaks,
 #: and the pertinent negatives; it needs ``conditioning="findings"``). "auto": the findings
-#: writer where that head exists, else the decoder. On the demo split the decoder's held-out
-#: reports name almost nothing (present-finding F1 0.03, recall 0.02), the writer's F1 is 0.48
-#: (precision 0.81) at the threshold 0.5 (``benchmarks/bench_reports.py --writers``).
+#: writer where that head exists, else the decoder. From one fit on the demo split (12
+#: epochs) the decoder's held-out reports name almost nothing (present-finding F1 0.02, recall
+#: 0.01), the writer's F1 is 0.48 (precision 0.81) at the threshold 0.5
+#: (``results/bench_reports_writer.json``); 0.58 with the demo's 24 epochs.
 WRITERS = ("auto", "decoder", "findings")
 
 #: Chosen with ``benchmarks/bench_reports.py --generation`` (demo split, 404 / 296 studies,
