@@ -14,7 +14,7 @@ from PIL import Image
 from neural_sk import AttentionScorer
 from neural_sk.baselines import ImageClassifier
 from neural_sk.datasets import make_synthetic_cxr
-from neural_sk.models.loading import BatchStream, StudyImages, resolve_num_workers
+from neural_sk.models.loading import StudyImages, resolve_num_workers
 
 TINY = dict(vision_model="tiny-swin", image_size=64, epochs=1, batch_size=8,
             max_report_tokens=32, random_state=0)
@@ -121,35 +121,6 @@ def test_progress_bars_for_reading_epochs_and_scoring(on_disk, capsys):
     err = capsys.readouterr().err
     for title in ("read images", "fit scorer: epoch 1/1", "loss=", "score patches"):
         assert title in err
-
-
-def test_in_process_reading_reads_ahead_in_order_and_raises_in_the_caller():
-    import threading
-
-    class Readers(torch.utils.data.Dataset):
-        """Records which thread reads each study; study 5 cannot be read."""
-
-        def __init__(self):
-            self.threads = []
-
-        def __len__(self):
-            return 8
-
-        def __getitem__(self, key):
-            position, _ = key
-            self.threads.append(threading.current_thread().name)
-            if position == 5:
-                raise OSError("unreadable")
-            return position, torch.tensor([position]), None
-
-    data = Readers()
-    stream = BatchStream(data, num_workers=0)
-    got = [idx.tolist() for idx, _, _ in stream.run([[0, 1], [2, 3], [4]])]
-    assert got == [[0, 1], [2, 3], [4]]
-    # the caller's thread does not read: the next batch is read while it works
-    assert threading.current_thread().name not in data.threads
-    with pytest.raises(OSError, match="unreadable"):
-        list(stream.run([[0], [5], [6]]))
 
 
 def test_num_workers_auto_uses_workers_for_paths_only():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -213,14 +213,11 @@ class BatchStream:
         (the returned tqdm then takes ``set_postfix``).
         """
         self._batches.batches = [[(int(p), seed) for p in batch] for batch in positions]
-        # Without worker processes, a thread reads the next batch while the caller works on
-        # this one (image decoding and resizing release the GIL).
-        batches = self.loader if self.loader.num_workers else _read_ahead(self.loader)
         if desc is None:
-            return batches
+            return self.loader
         from tqdm.auto import tqdm
 
-        return tqdm(batches, desc=desc, total=len(self._batches), unit="batch")
+        return tqdm(self.loader, desc=desc, total=len(self._batches), unit="batch")
 
     def close(self) -> None:
         """Stop the workers (they persist between passes otherwise)."""
@@ -230,21 +227,6 @@ class BatchStream:
         close = getattr(dataset, "close", None)
         if close is not None:
             close()
-
-
-_END = object()
-
-
-def _read_ahead(iterable: Iterable) -> Iterator:
-    """The items of ``iterable``, each next one fetched by a thread while the caller works."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    items = iter(iterable)
-    with ThreadPoolExecutor(1, thread_name_prefix="neural_sk-read") as pool:
-        future = pool.submit(next, items, _END)
-        while (item := future.result()) is not _END:
-            future = pool.submit(next, items, _END)
-            yield item
 
 
 def consecutive(n: int, batch_size: int) -> list[range]:
