@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vision-model", default="efficientnet-lite0")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--uncertain", default="ignore", choices=["ignore", "ones", "zeros"],
+                        help="policy for hedged mentions in the report labels")
     parser.add_argument("--report-labels", default=None, help="read them from this CSV")
     parser.add_argument("--write-report-labels", default=None,
                         help="write the report labels to this CSV and stop")
@@ -120,7 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         from neural_sk.text import labels_from_reports
 
-        read, known = labels_from_reports(X_train["report"], observations=FINDINGS)
+        read, known = labels_from_reports(X_train["report"], observations=FINDINGS,
+                                          uncertain=args.uncertain)
         y_read = read.where(known)
         if args.write_report_labels:
             y_read.to_csv(args.write_report_labels)

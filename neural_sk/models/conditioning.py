@@ -34,8 +34,11 @@ def _findings() -> tuple[str, ...]:
 FINDINGS: tuple[str, ...] = _findings()
 
 
-def report_findings(reports: Sequence[str]) -> torch.Tensor:
+def report_findings(reports: Sequence[str], entities: Sequence[list] | None = None) -> torch.Tensor:
     """[n, len(FINDINGS)] float: 1 where the report states the finding as present.
+
+    ``entities`` (:func:`neural_sk.text.extract_entities` of ``reports``) saves reading the
+    reports again where the caller already has them.
 
     Examples
     --------
@@ -45,9 +48,11 @@ def report_findings(reports: Sequence[str]) -> torch.Tensor:
     """
     from ..text import extract_entities
 
+    if entities is None:
+        entities = extract_entities(list(reports))
     column = {name: j for j, name in enumerate(FINDINGS)}
-    out = torch.zeros((len(reports), len(FINDINGS)))
-    for i, mentions in enumerate(extract_entities(list(reports))):
+    out = torch.zeros((len(entities), len(FINDINGS)))
+    for i, mentions in enumerate(entities):
         for e in mentions:
             if e.kind == "finding" and e.status == "present" and e.concept in column:
                 out[i, column[e.concept]] = 1.0

@@ -126,7 +126,8 @@ class FindingsWriter:
 
     @classmethod
     def from_training(cls, findings: Sequence[str], reports: Sequence[str], maps: np.ndarray,
-                      grid_shape: Sequence[int]) -> FindingsWriter:
+                      grid_shape: Sequence[int], *,
+                      entities: Sequence[list] | None = None) -> FindingsWriter:
         """Learn the negatives, the places and which map places each finding.
 
         Parameters
@@ -139,9 +140,13 @@ class FindingsWriter:
             Candidate maps over the patches of each training image, per finding.
         grid_shape : (int, int)
             The patch grid.
+        entities : sequence of lists, optional
+            :func:`~neural_sk.text.extract_entities` of ``reports``, where the caller has them.
         """
         from ..text import extract_entities
 
+        if entities is None:
+            entities = extract_entities(list(reports))
         findings = tuple(findings)
         column = {name: k for k, name in enumerate(findings)}
         peaks = attention_peaks(np.moveaxis(np.asarray(maps, dtype=float), -1, -2),
@@ -149,10 +154,10 @@ class FindingsWriter:
         absent, present, located = Counter(), Counter(), Counter()
         names: dict[tuple, Counter] = defaultdict(Counter)
         mentions: list[tuple] = []  # (study, finding, the regions its report names)
-        for i, entities in enumerate(extract_entities(list(reports))):
+        for i, report in enumerate(entities):
             status: dict[str, set] = defaultdict(set)
             where: dict[str, set] = defaultdict(set)
-            for e in entities:
+            for e in report:
                 if e.kind == "finding" and e.concept in column:
                     status[e.concept].add(e.status)
                     for place in e.anatomy if e.status == "present" else ():
@@ -247,11 +252,12 @@ def finding_maps(model, features) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_findings_writer(model, features_of, n: int, reports: Sequence[str],
-                        batch_size: int) -> FindingsWriter:
+                        batch_size: int, entities: Sequence[list] | None = None) -> FindingsWriter:
     """A :class:`FindingsWriter` learned from the ``n`` training studies after training.
 
     ``features_of(positions)`` gives the (unaugmented) patch features of the studies at
-    those positions; the model is put in eval mode.
+    those positions; the model is put in eval mode. ``entities``: the reports' entities, where
+    the caller has read them.
     """
     import torch
 
@@ -265,7 +271,8 @@ def fit_findings_writer(model, features_of, n: int, reports: Sequence[str],
             parts.append(finding_maps(model, features)[1])
     P = model.encoder.grid_shape[0] * model.encoder.grid_shape[1]
     maps = np.concatenate(parts) if parts else np.zeros((0, 1, P, len(FINDINGS)))
-    return FindingsWriter.from_training(FINDINGS, reports, maps, model.encoder.grid_shape)
+    return FindingsWriter.from_training(FINDINGS, reports, maps, model.encoder.grid_shape,
+                                        entities=entities)
 
 
 def write_findings(model, features, threshold: float = 0.5) -> list[str]:

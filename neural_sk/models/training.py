@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from .conditioning import report_findings
-from .findings_writer import fit_findings_writer
 from .encoders import normalize
+from .findings_writer import fit_findings_writer
 from .loading import BatchStream, FeatureRows, StudyImages, raise_image_error, resolve_num_workers
 from .losses import batch_loss, warn_if_head_at_chance
 from .optim import build_optimizer, build_scheduler, resolve_epochs, steps_per_epoch
@@ -189,9 +189,12 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
         num_workers=resolve_num_workers(config.num_workers, sources, config.batch_size, device))
     images = StudyImages(sources, config.image_size, jpeg_quality=config.train_jpeg_quality,
                          max_shift=config.max_shift)
-    findings = None
+    findings = entities = None
     if reports is not None and getattr(model, "conditioning", "none") == "findings":
-        findings = report_findings(reports)
+        from ..text import extract_entities
+
+        entities = extract_entities(list(reports))  # read once: the head's targets, the writer
+        findings = report_findings(reports, entities)
     model = model.to(device)
     optimizer = build_optimizer(model, config)
     scaler = grad_scaler(config.precision, device)
@@ -270,7 +273,7 @@ def train_vision_language(model, sources, *, labels: torch.Tensor | None,
             if findings is not None:  # after the weights are final
                 model.report_writer = fit_findings_writer(
                     model, lambda idx: _plain_features(model.encoder, stream, idx, cached, device),
-                    len(images), reports, config.batch_size)
+                    len(images), reports, config.batch_size, entities)
         finally:
             stream.close()
     model.to("cpu")
