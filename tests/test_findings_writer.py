@@ -107,6 +107,12 @@ def test_scorer_writes_findings_reports_by_default_and_switches_without_refittin
         assert sentences and all(_read(s + ".") for s in sentences), report
     out = scorer.set_params(report_source="generated").transform(X[:4])
     assert list(out.reports) == written
+    # A model fitted before the writer existed: "auto" falls back to the decoder, and asking
+    # for the writer says to refit.
+    del scorer.model_.report_writer
+    assert scorer.set_params(report_decoder=None).generate_reports(X[:4]) == decoded
+    with pytest.raises(ValueError, match="refit"):
+        scorer.set_params(report_decoder={"writer": "findings"}).generate_reports(X[:4])
     with pytest.raises(ValueError, match="conditioning"):
         AttentionScorer(vision_model="tiny-swin", image_size=64, epochs=0,
                         report_decoder={"writer": "findings", "conditioning": "head"}).fit(X, y)

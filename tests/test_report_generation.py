@@ -68,9 +68,7 @@ def test_decoder_options_are_checked_in_fit(data):
     with pytest.raises(ValueError, match="needs the classification head"):
         AttentionScorer(**TINY, epochs=0, method="cross_attention",
                         report_decoder={"conditioning": "head"}).fit(X)
-    # "auto": the findings writer where the findings head exists, else the decoder
-    assert check_decoder_options(None) == {**DECODER_DEFAULTS, "writer": "findings"}
-    assert check_decoder_options({"conditioning": "head"})["writer"] == "decoder"
+    assert check_decoder_options(None) == DECODER_DEFAULTS
 
 
 @pytest.mark.filterwarnings("ignore:the stage-1 classification head")

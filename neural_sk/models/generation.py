@@ -28,7 +28,7 @@ CONDITIONING = ("none", "head", "findings")
 #: :class:`~neural_sk.models.findings_writer.FindingsWriter` from the findings head (each
 #: finding whose probability reaches ``findings_threshold``, placed where its attention peaks,
 #: and the pertinent negatives; it needs ``conditioning="findings"``). "auto": the findings
-#: writer where that head exists, else the decoder. From one fit on the demo split (12
+#: writer where the model has one (fitted with that head), else the decoder. From one fit on the demo split (12
 #: epochs) the decoder's held-out reports name almost nothing (present-finding F1 0.02, recall
 #: 0.01), the writer's F1 is 0.48 (precision 0.81) at the threshold 0.5
 #: (``results/bench_reports_writer.json``); 0.58 with the demo's 24 epochs.
@@ -113,8 +113,6 @@ def check_decoder_options(options: Mapping[str, Any] | None,
     if options["writer"] == "findings" and options["conditioning"] != "findings":
         raise ValueError(f"{param}['writer']='findings' writes from the findings head: it needs "
                          f"{param}['conditioning']='findings', got {options['conditioning']!r}")
-    if options["writer"] == "auto":
-        options["writer"] = "findings" if options["conditioning"] == "findings" else "decoder"
     return options
 
 

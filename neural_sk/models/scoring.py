@@ -53,7 +53,10 @@ def generate_text(model, tokenizer, features: torch.Tensor, max_tokens: int,
     sentence may repeat.
     """
     options = check_decoder_options(options)
-    if options["writer"] == "findings":
+    writer = options["writer"]
+    if writer == "auto":  # models fitted before the writer existed have none
+        writer = "findings" if getattr(model, "report_writer", None) is not None else "decoder"
+    if writer == "findings":
         return write_findings(model, features, options["findings_threshold"])
     ids = model.generate(features, max_new_tokens=max_tokens,
                          **generation_kwargs(options, tokenizer))
