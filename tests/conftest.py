@@ -54,3 +54,19 @@ def tiny_pipeline_path(tmp_path_factory):
         joblib.dump(pipe, tmp)
         tmp.replace(path)
     return path
+
+
+@pytest.fixture
+def scorer_fits(monkeypatch):
+    """The sizes of the training sets every ``AttentionScorer.fit`` in the test sees."""
+    from neural_sk import AttentionScorer
+
+    calls = []
+    original = AttentionScorer.fit
+
+    def counting_fit(self, X, y=None):
+        calls.append(len(X))
+        return original(self, X, y)
+
+    monkeypatch.setattr(AttentionScorer, "fit", counting_fit)
+    return calls

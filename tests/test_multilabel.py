@@ -172,16 +172,9 @@ def test_per_finding_hit_rate_counts_each_finding_on_its_own_mask():
 
 
 def test_grid_search_roc_auc_macro_over_labels_with_the_cached_scorer(data, tmp_path,
-                                                                      monkeypatch):
+                                                                      scorer_fits):
     X, Y, _ = data
-    calls = []
-    original = AttentionScorer.fit
-
-    def counting_fit(self, X, y=None):
-        calls.append(len(X))
-        return original(self, X, y)
-
-    monkeypatch.setattr(AttentionScorer, "fit", counting_fit)
+    calls = scorer_fits
     params = {f"scorer__{k}": v for k, v in TINY.items()}
     pipe = make_neural_pipeline(memory=str(tmp_path), **params, gnn__epochs=3,
                                 gnn__hidden_dim=8, gnn__random_state=0, gnn__device="cpu")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
-from neural_sk import AttentionScorer, StudySet, make_neural_pipeline
+from neural_sk import StudySet, make_neural_pipeline
 from neural_sk.datasets import make_synthetic_cxr
 
 FAST = dict(scorer__vision_model="tiny-swin", scorer__image_size=64, scorer__epochs=1,
@@ -37,16 +37,9 @@ def test_end_to_end_fit_predict_transform(data):
     assert (kept == kept[0]).all() and kept[0] >= 1
 
 
-def test_cached_sweep_fits_the_scorer_once_per_fold(data, tmp_path, monkeypatch):
+def test_cached_sweep_fits_the_scorer_once_per_fold(data, tmp_path, scorer_fits):
     X, y = data
-    calls = []
-    original = AttentionScorer.fit
-
-    def counting_fit(self, X, y=None):
-        calls.append(len(X))
-        return original(self, X, y)
-
-    monkeypatch.setattr(AttentionScorer, "fit", counting_fit)
+    calls = scorer_fits
     grid = {"pruner__keep_ratio": [0.0625, 0.125, 0.25, 0.5]}
     cv = GroupKFold(n_splits=3)
     cached = GridSearchCV(make_neural_pipeline(memory=str(tmp_path), **FAST), grid,
